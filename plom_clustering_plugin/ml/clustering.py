@@ -1,0 +1,148 @@
+# SPDX-License-Identifier: AGPL-3.0-or-later
+"""Group embeddings with an automatically chosen number of groups, and rate each member.
+
+The linkage tree is built once (average linkage, cosine distance) and cut at many heights;
+the cut with the best silhouette wins.  Unlike a sweep that needs at least two clusters,
+this also handles the cases real questions produce: one or two answers, everyone writing
+the same thing (k = 1), and every answer different (all singletons).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.cluster.hierarchy import fcluster, linkage
+from scipy.spatial.distance import pdist, squareform
+from sklearn.metrics import silhouette_score
+
+#: How many candidate cut heights are scored at most.
+MAX_CUTS = 60
+
+
+@dataclass(frozen=True)
+class Clustering:
+    """The result of :func:`cluster_embeddings`.
+
+    Attributes:
+        labels: ``(N,)`` cluster index per row, 0 = the largest cluster.
+        confidence: ``(N,)`` in ``[0, 1]``: 1 = far closer to its own cluster than to any
+            other, 0 = as close to another cluster as to its own.
+        distance: ``(N,)`` cosine distance to its own cluster's centroid.
+        runner_up: ``(N,)`` the nearest other cluster, or -1 when there is only one.
+        threshold: the cut height used (cosine distance).
+    """
+
+    labels: np.ndarray
+    confidence: np.ndarray
+    distance: np.ndarray
+    runner_up: np.ndarray
+    threshold: float
+
+    @property
+    def k(self) -> int:
+        """The number of clusters found."""
+        return int(self.labels.max()) + 1 if self.labels.size else 0
+
+
+def _relabel_by_size(labels: np.ndarray) -> np.ndarray:
+    """Renumber clusters 0..k-1, largest first (ties: first appearance)."""
+    uniq, first, counts = np.unique(labels, return_index=True, return_counts=True)
+    order = sorted(range(len(uniq)), key=lambda i: (-counts[i], first[i]))
+    mapping = {uniq[i]: new for new, i in enumerate(order)}
+    return np.array([mapping[v] for v in labels], dtype=np.int64)
+
+
+def choose_labels(
+    vectors: np.ndarray, same_answer_distance: float
+) -> tuple[np.ndarray, float]:
+    """Cut an average-linkage cosine tree where the silhouette is best.
+
+    Args:
+        vectors: ``(N, D)`` L2-normalised rows.
+        same_answer_distance: if every merge happens below this distance the answers are
+            one group (k = 1), which a silhouette cannot score.
+
+    Returns:
+        Labels (unordered) and the threshold used.
+    """
+    n = len(vectors)
+    if n == 1:
+        return np.zeros(1, np.int64), 0.0
+    condensed = np.clip(pdist(vectors, metric="cosine"), 0.0, 2.0)
+    condensed = np.nan_to_num(condensed, nan=1.0)
+    tree = linkage(condensed, method="average")
+    heights = tree[:, 2]
+    if heights.max() <= same_answer_distance:
+        return np.zeros(n, np.int64), float(heights.max())
+    if n == 2:
+        return np.arange(2), float(heights.max()) / 2
+    square = squareform(condensed)
+    # Cut between consecutive distinct merge heights; thin the list for large N.
+    distinct = np.unique(heights)
+    cuts = (distinct[:-1] + distinct[1:]) / 2
+    cuts = cuts[cuts >= same_answer_distance / 2]
+    if len(cuts) > MAX_CUTS:
+        cuts = np.quantile(cuts, np.linspace(0, 1, MAX_CUTS))
+    best: tuple[float, np.ndarray, float] | None = None
+    for cut in cuts:
+        labels = fcluster(tree, t=cut, criterion="distance")
+        k = labels.max()
+        if k < 2 or k >= n:
+            continue
+        score = silhouette_score(square, labels, metric="precomputed")
+        if best is None or score > best[0]:
+            best = (score, labels, float(cut))
+    if best is None:  # every cut gives 1 or N clusters: all answers differ
+        return np.arange(n), float(heights.min()) / 2
+    return best[1], best[2]
+
+
+def rate_members(
+    vectors: np.ndarray, labels: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Distance to own centroid, nearest other cluster, and a confidence per member.
+
+    Confidence compares the distance ``a`` to the own centroid with the distance ``b`` to
+    the nearest other centroid: ``(b - a) / max(a, b)`` clipped to ``[0, 1]`` (a
+    centroid-based silhouette).  A lone cluster gives everyone confidence 1.
+    """
+    k = int(labels.max()) + 1
+    centroids = np.zeros((k, vectors.shape[1]), np.float64)
+    np.add.at(centroids, labels, vectors)
+    norms = np.linalg.norm(centroids, axis=1, keepdims=True)
+    centroids = centroids / np.maximum(norms, 1e-12)
+    dist = np.clip(1.0 - vectors @ centroids.T, 0.0, 2.0)  # (N, k) cosine distances
+    rows = np.arange(len(vectors))
+    own = dist[rows, labels]
+    if k == 1:
+        return own, np.full(len(vectors), -1), np.ones(len(vectors))
+    others = dist.copy()
+    others[rows, labels] = np.inf
+    runner_up = others.argmin(axis=1)
+    nearest = others[rows, runner_up]
+    confidence = np.clip((nearest - own) / np.maximum(np.maximum(own, nearest), 1e-9), 0, 1)
+    return own, runner_up, confidence
+
+
+def cluster_embeddings(
+    vectors: np.ndarray, *, same_answer_distance: float = 0.08
+) -> Clustering:
+    """Group L2-normalised embeddings, choosing the number of groups automatically.
+
+    Args:
+        vectors: ``(N, D)`` float array of L2-normalised rows (N may be 0).
+        same_answer_distance: the embedder's "surely the same answer" cosine distance.
+
+    Returns:
+        Labels ordered by cluster size, with a distance and confidence per member.
+    """
+    vectors = np.asarray(vectors, dtype=np.float64)
+    n = len(vectors)
+    if n == 0:
+        empty = np.zeros(0)
+        return Clustering(empty.astype(np.int64), empty, empty, empty.astype(np.int64), 0.0)
+    raw, threshold = choose_labels(vectors, same_answer_distance)
+    labels = _relabel_by_size(raw)
+    distance, runner_up, confidence = rate_members(vectors, labels)
+    return Clustering(labels, confidence, distance, runner_up, threshold)

@@ -1,0 +1,152 @@
+# SPDX-License-Identifier: AGPL-3.0-or-later
+"""Turn a scanned answer crop into clean ink: template ink out, specks out, blank test.
+
+Images are numpy arrays.  Ink maps are float32 in ``[0, 1]`` with 1 = full ink and 0 =
+paper, so that they can be summed, resized and fed to a network without re-inverting.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+from scipy import ndimage
+
+#: An ink level below this is paper (scanner noise, faint show-through).
+INK_FLOOR = 0.25
+#: Connected ink specks smaller than this many pixels (at 200 dpi) are scan dust.
+MIN_SPECK_PIXELS = 12
+#: Template ink is removed within this many pixels of printed strokes (scan misalignment).
+TEMPLATE_DILATION = 3
+#: A crop with less ink than this many full-ink pixels is blank.
+BLANK_MIN_INK = 40.0
+#: Margin kept around the ink's bounding box, in pixels.
+BBOX_MARGIN = 2
+
+
+@dataclass(frozen=True)
+class PreparedCrop:
+    """One answer after preprocessing.
+
+    Attributes:
+        ink: float32 ink map cut to the written marks' bounding box (plus a small margin);
+            shape ``(1, 1)`` of zeros when blank.
+        is_blank: True when nothing but paper, specks or printed template remains.
+        ink_amount: total ink (sum of the ink map), in full-ink pixels.
+        bbox: ``(top, left, bottom, right)`` of the ink in the original crop, or None.
+    """
+
+    ink: np.ndarray
+    is_blank: bool
+    ink_amount: float
+    bbox: tuple[int, int, int, int] | None
+
+
+def to_gray(image: np.ndarray) -> np.ndarray:
+    """Return a float32 grey image in ``[0, 1]`` (1 = white) from grey, RGB or RGBA uint8."""
+    array = np.asarray(image)
+    if array.ndim == 3:
+        if array.shape[2] == 4:
+            alpha = array[..., 3:4].astype(np.float32) / 255.0
+            rgb = array[..., :3].astype(np.float32) * alpha + 255.0 * (1.0 - alpha)
+        else:
+            rgb = array[..., :3].astype(np.float32)
+        gray = rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    elif array.ndim == 2:
+        gray = array.astype(np.float32)
+    else:
+        raise ValueError(f"expected a 2-D or 3-D image array, got shape {array.shape}")
+    if array.dtype == np.uint8 or gray.max(initial=0.0) > 1.0:
+        gray = gray / 255.0
+    return np.clip(gray, 0.0, 1.0)
+
+
+def ink_map(image: np.ndarray) -> np.ndarray:
+    """Estimate ink darkness relative to the local paper colour.
+
+    The paper level is a high percentile of the crop, so grey scans, yellowed paper and
+    JPEG haze all map to zero ink.
+    """
+    gray = to_gray(image)
+    if gray.size == 0:
+        return gray
+    paper = float(np.percentile(gray, 90))
+    paper = max(paper, 0.35)  # a crop that is mostly ink still has paper somewhere
+    ink = (paper - gray) / paper
+    ink[ink < INK_FLOOR] = 0.0
+    return np.clip(ink, 0.0, 1.0).astype(np.float32)
+
+
+def template_mask(reference: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Pixels covered (after dilation) by printed ink of the blank reference crop."""
+    ref_ink = ink_map(reference)
+    if ref_ink.shape != shape:
+        resized = Image.fromarray((ref_ink * 255).astype(np.uint8)).resize(
+            (shape[1], shape[0]), Image.BILINEAR
+        )
+        ref_ink = np.asarray(resized, dtype=np.float32) / 255.0
+    printed = ref_ink > INK_FLOOR
+    if TEMPLATE_DILATION:
+        printed = ndimage.binary_dilation(printed, iterations=TEMPLATE_DILATION)
+    return printed
+
+
+def remove_specks(ink: np.ndarray, min_pixels: int = MIN_SPECK_PIXELS) -> np.ndarray:
+    """Zero connected ink components smaller than ``min_pixels``."""
+    labels, count = ndimage.label(ink > 0)
+    if count == 0:
+        return ink
+    sizes = np.bincount(labels.ravel())
+    small = sizes < min_pixels
+    small[0] = False
+    cleaned = ink.copy()
+    cleaned[small[labels]] = 0.0
+    return cleaned
+
+
+def prepare(image: np.ndarray, reference: np.ndarray | None = None) -> PreparedCrop:
+    """Preprocess one scanned answer crop.
+
+    Args:
+        image: the scanned crop (grey, RGB or RGBA), as cut by Plom.
+        reference: the same rectangle cut from the blank reference page, whose printed
+            ink (box lines, "Answer:" labels) is removed from ``image``.  None skips it.
+
+    Returns:
+        The cleaned ink cut to its bounding box, and whether the crop is blank.
+    """
+    ink = ink_map(image)
+    if ink.size == 0:
+        raise ValueError("empty crop: the answer rectangle has no pixels")
+    if reference is not None:
+        ink[template_mask(reference, ink.shape)] = 0.0
+    ink = remove_specks(ink)
+    amount = float(ink.sum())
+    rows = np.flatnonzero(ink.any(axis=1))
+    if amount < BLANK_MIN_INK or rows.size == 0:
+        return PreparedCrop(np.zeros((1, 1), np.float32), True, amount, None)
+    cols = np.flatnonzero(ink.any(axis=0))
+    top = max(int(rows[0]) - BBOX_MARGIN, 0)
+    bottom = min(int(rows[-1]) + 1 + BBOX_MARGIN, ink.shape[0])
+    left = max(int(cols[0]) - BBOX_MARGIN, 0)
+    right = min(int(cols[-1]) + 1 + BBOX_MARGIN, ink.shape[1])
+    return PreparedCrop(
+        ink[top:bottom, left:right].copy(), False, amount, (top, left, bottom, right)
+    )
+
+
+def fit_to_canvas(ink: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Scale an ink map to fit ``height x width`` keeping its aspect ratio, centred."""
+    h, w = ink.shape
+    scale = min(height / h, width / w)
+    new_h = max(1, min(height, round(h * scale)))
+    new_w = max(1, min(width, round(w * scale)))
+    resized = Image.fromarray(ink.astype(np.float32), mode="F").resize(
+        (new_w, new_h), Image.BILINEAR
+    )
+    canvas = np.zeros((height, width), np.float32)
+    top = (height - new_h) // 2
+    left = (width - new_w) // 2
+    canvas[top : top + new_h, left : left + new_w] = np.asarray(resized)
+    return canvas
