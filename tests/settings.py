@@ -1,0 +1,24 @@
+# SPDX-License-Identifier: AGPL-3.0-or-later
+"""Test settings: the plugin's settings, a throwaway PLOM_BASE_DIR, Huey immediate.
+
+SQLite by default; ``PLOM_DATABASE_BACKEND=postgres`` (as ``.ci/run`` sets for its second
+pass) runs the same suite on PostgreSQL.
+"""
+
+import os
+import tempfile
+from pathlib import Path
+
+os.environ.setdefault("PLOM_DATABASE_BACKEND", "sqlite")
+if not os.environ.get("PLOM_BASE_DIR"):
+    os.environ["PLOM_BASE_DIR"] = tempfile.mkdtemp(prefix="plom-clustering-tests-")
+Path(os.environ["PLOM_BASE_DIR"], "plom_extra_static").mkdir(parents=True, exist_ok=True)
+
+from plom_clustering_plugin.settings import *  # noqa: E402,F401,F403
+from plom_clustering_plugin.settings import DJANGO_HUEY  # noqa: E402
+
+# django-huey builds its queues once at import: immediate mode must be set here.
+for _queue in DJANGO_HUEY["queues"].values():
+    _queue["immediate"] = True
+
+TEST_RUNNER = "tests.runner.CountingRunner"
