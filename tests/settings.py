@@ -22,3 +22,11 @@ for _queue in DJANGO_HUEY["queues"].values():
     _queue["immediate"] = True
 
 TEST_RUNNER = "tests.runner.CountingRunner"
+
+# Plom logs every Huey step at DEBUG: keep test output readable.
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "root": {"level": "WARNING"},
+    "loggers": {"huey": {"level": "WARNING"}},
+}
