@@ -76,12 +76,14 @@ def _coerce(name: str, raw: Any, default: Any) -> Any:
         try:
             return int(raw)
         except (TypeError, ValueError):
-            raise ValueError(f"{PREFIX}{name} must be a whole number, not {raw!r}")
+            raise ValueError(
+                f"{PREFIX}{name} must be a whole number, not {raw!r}"
+            ) from None
     if isinstance(default, float):
         try:
             return float(raw)
         except (TypeError, ValueError):
-            raise ValueError(f"{PREFIX}{name} must be a number, not {raw!r}")
+            raise ValueError(f"{PREFIX}{name} must be a number, not {raw!r}") from None
     return raw
 
 

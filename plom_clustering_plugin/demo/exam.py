@@ -85,7 +85,7 @@ def huey_immediately() -> Iterator[None]:
             q.immediate = True
         yield
     finally:
-        for q, was in zip(queues, saved):
+        for q, was in zip(queues, saved, strict=True):
             q.immediate = was
 
 

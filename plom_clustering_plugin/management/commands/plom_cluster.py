@@ -72,6 +72,7 @@ class Command(BaseCommand):
         return user
 
     def do_start(self, opts) -> None:
+        """Start a job and, unless --no-wait, wait for it and show its groups."""
         try:
             left, top, right, bottom = (float(x) for x in opts["rect"].split(","))
         except ValueError as err:
@@ -108,6 +109,7 @@ class Command(BaseCommand):
             time.sleep(0.5)
 
     def do_list(self, opts) -> None:
+        """One line per job."""
         rows = ClusteringJob.objects.filter(obsolete=False).order_by("pk")
         if not rows:
             self.stdout.write("No clustering jobs.")
@@ -119,6 +121,7 @@ class Command(BaseCommand):
             )
 
     def do_show(self, opts) -> None:
+        """A job's clusters and bins."""
         self._show(self._job(opts["job"]))
 
     def _show(self, job: ClusteringJob) -> None:
@@ -138,6 +141,7 @@ class Command(BaseCommand):
                 self.stdout.write(f"  {label:<17} {len(papers):>4} papers: {_papers(papers)}")
 
     def do_publish(self, opts) -> None:
+        """Tag the clusters' marking tasks."""
         job = self._job(opts["job"])
         the_plan = publish.publish(
             job, self._user(opts["username"]), priority=opts["priority"]
@@ -150,14 +154,17 @@ class Command(BaseCommand):
         )
 
     def do_unpublish(self, opts) -> None:
+        """Remove what publishing added."""
         removed = publish.unpublish(self._job(opts["job"]))
         self.stdout.write(f"Removed {removed} tag links.")
 
     def do_cancel(self, opts) -> None:
+        """Cancel a queued or running job."""
         jobs.cancel_job(self._job(opts["job"]))
         self.stdout.write("Cancellation requested.")
 
     def do_delete(self, opts) -> None:
+        """Delete a job's groups."""
         job = self._job(opts["job"])
         jobs.delete_job(job)
         self.stdout.write(f"Deleted job {opts['job']} (scans and marks untouched).")
