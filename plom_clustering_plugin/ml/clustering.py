@@ -9,7 +9,9 @@ the same thing (k = 1), and every answer different (all singletons).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 from scipy.cluster.hierarchy import fcluster, linkage
@@ -18,6 +20,8 @@ from sklearn.metrics import silhouette_score
 
 #: How many candidate cut heights are scored at most.
 MAX_CUTS = 60
+#: Default cosine distance above which two answers are never put in one group.
+DIFFERENT_ANSWER_DISTANCE = 0.5
 
 
 @dataclass(frozen=True)
@@ -30,7 +34,10 @@ class Clustering:
             other, 0 = as close to another cluster as to its own.
         distance: ``(N,)`` cosine distance to its own cluster's centroid.
         runner_up: ``(N,)`` the nearest other cluster, or -1 when there is only one.
-        threshold: the cut height used (cosine distance).
+        threshold: the cut height used (cosine distance), or the probability under
+            which a classifier's answer counts as unsure.
+        names: a name per label when clusters are recognised classes (e.g. letters);
+            None when they are anonymous groups.
     """
 
     labels: np.ndarray
@@ -38,6 +45,7 @@ class Clustering:
     distance: np.ndarray
     runner_up: np.ndarray
     threshold: float
+    names: dict[int, str] | None = None
 
     @property
     def k(self) -> int:
@@ -54,7 +62,9 @@ def _relabel_by_size(labels: np.ndarray) -> np.ndarray:
 
 
 def choose_labels(
-    vectors: np.ndarray, same_answer_distance: float
+    vectors: np.ndarray,
+    same_answer_distance: float,
+    different_answer_distance: float = DIFFERENT_ANSWER_DISTANCE,
 ) -> tuple[np.ndarray, float]:
     """Cut an average-linkage cosine tree where the silhouette is best.
 
@@ -62,6 +72,8 @@ def choose_labels(
         vectors: ``(N, D)`` L2-normalised rows.
         same_answer_distance: if every merge happens below this distance the answers are
             one group (k = 1), which a silhouette cannot score.
+        different_answer_distance: no cut above this distance is considered, so
+            answers that are all unlike each other stay apart (k = N).
 
     Returns:
         Labels (unordered) and the threshold used.
@@ -78,10 +90,12 @@ def choose_labels(
     if n == 2:
         return np.arange(2), float(heights.max()) / 2
     square = squareform(condensed)
-    # Cut between consecutive distinct merge heights; thin the list for large N.
+    # Cut between consecutive distinct merge heights, never above "surely different":
+    # the merges a cut keeps must all be below that distance.
     distinct = np.unique(heights)
-    cuts = (distinct[:-1] + distinct[1:]) / 2
-    cuts = cuts[cuts >= same_answer_distance / 2]
+    lower, upper = distinct[:-1], distinct[1:]
+    keep = (upper >= same_answer_distance / 2) & (lower < different_answer_distance)
+    cuts = np.minimum((lower + upper) / 2, different_answer_distance)[keep]
     if len(cuts) > MAX_CUTS:
         cuts = np.quantile(cuts, np.linspace(0, 1, MAX_CUTS))
     best: tuple[float, np.ndarray, float] | None = None
@@ -121,18 +135,24 @@ def rate_members(
     others[rows, labels] = np.inf
     runner_up = others.argmin(axis=1)
     nearest = others[rows, runner_up]
-    confidence = np.clip((nearest - own) / np.maximum(np.maximum(own, nearest), 1e-9), 0, 1)
+    confidence = np.clip(
+        (nearest - own) / np.maximum(np.maximum(own, nearest), 1e-9), 0, 1
+    )
     return own, runner_up, confidence
 
 
 def cluster_embeddings(
-    vectors: np.ndarray, *, same_answer_distance: float = 0.08
+    vectors: np.ndarray,
+    *,
+    same_answer_distance: float = 0.08,
+    different_answer_distance: float = DIFFERENT_ANSWER_DISTANCE,
 ) -> Clustering:
     """Group L2-normalised embeddings, choosing the number of groups automatically.
 
     Args:
         vectors: ``(N, D)`` float array of L2-normalised rows (N may be 0).
         same_answer_distance: the embedder's "surely the same answer" cosine distance.
+        different_answer_distance: the embedder's "surely different" cosine distance.
 
     Returns:
         Labels ordered by cluster size, with a distance and confidence per member.
@@ -141,8 +161,80 @@ def cluster_embeddings(
     n = len(vectors)
     if n == 0:
         empty = np.zeros(0)
-        return Clustering(empty.astype(np.int64), empty, empty, empty.astype(np.int64), 0.0)
-    raw, threshold = choose_labels(vectors, same_answer_distance)
+        return Clustering(
+            empty.astype(np.int64), empty, empty, empty.astype(np.int64), 0.0
+        )
+    raw, threshold = choose_labels(
+        vectors, same_answer_distance, different_answer_distance
+    )
     labels = _relabel_by_size(raw)
     distance, runner_up, confidence = rate_members(vectors, labels)
     return Clustering(labels, confidence, distance, runner_up, threshold)
+
+
+class Clusterer(Protocol):
+    """Turns a batch of embeddings into a :class:`Clustering`."""
+
+    def cluster(self, vectors: np.ndarray) -> Clustering:
+        """Group ``(N, D)`` L2-normalised rows."""
+        ...
+
+
+class LinkageClusterer:
+    """Anonymous groups with k chosen automatically (see :func:`cluster_embeddings`)."""
+
+    def __init__(
+        self,
+        same_answer_distance: float = 0.08,
+        different_answer_distance: float = DIFFERENT_ANSWER_DISTANCE,
+    ) -> None:
+        """Set the embedder's "surely the same" and "surely different" distances."""
+        self.same_answer_distance = same_answer_distance
+        self.different_answer_distance = different_answer_distance
+
+    def cluster(self, vectors: np.ndarray) -> Clustering:
+        """Group the rows by average-linkage cosine distance."""
+        return cluster_embeddings(
+            vectors,
+            same_answer_distance=self.same_answer_distance,
+            different_answer_distance=self.different_answer_distance,
+        )
+
+
+class ClassClusterer:
+    """Groups = the classes a classifier recognised (e.g. one group per letter).
+
+    Vectors are Hellinger-transformed probabilities (``sqrt(p)``), so ``v**2`` gives the
+    probabilities back.  Confidence is the winning probability.
+    """
+
+    def __init__(self, class_names: Sequence[str]) -> None:
+        """Name each output dimension."""
+        self.class_names = list(class_names)
+
+    def cluster(self, vectors: np.ndarray) -> Clustering:
+        """Assign each row to its most probable class."""
+        vectors = np.asarray(vectors, dtype=np.float64)
+        if len(vectors) == 0:
+            return cluster_embeddings(vectors)
+        probabilities = vectors**2
+        probabilities /= np.maximum(probabilities.sum(axis=1, keepdims=True), 1e-12)
+        ranked = np.argsort(-probabilities, axis=1)
+        best = ranked[:, 0]
+        labels = _relabel_by_size(best)
+        class_of_label = {
+            int(lab): int(cls) for lab, cls in zip(labels, best, strict=True)
+        }
+        label_of_class = {cls: lab for lab, cls in class_of_label.items()}
+        rows = np.arange(len(vectors))
+        second = ranked[:, 1] if vectors.shape[1] > 1 else best
+        runner_up = np.array([label_of_class.get(int(c), -1) for c in second])
+        distance = np.clip(1.0 - vectors[rows, best], 0.0, 1.0)
+        return Clustering(
+            labels=labels,
+            confidence=probabilities[rows, best],
+            distance=distance,
+            runner_up=runner_up,
+            threshold=0.0,
+            names={lab: self.class_names[cls] for lab, cls in class_of_label.items()},
+        )

@@ -28,6 +28,8 @@ class Embedder(Protocol):
             (used to name clusters, e.g. ``"B"``); None otherwise.
         same_answer_distance: cosine distance under which two answers are surely the same;
             the clusterer uses it to recognise a question where everyone agrees.
+            An embedder may also set ``different_answer_distance``, above which two
+            answers are never grouped (default 0.5).
     """
 
     name: str
@@ -60,6 +62,7 @@ class PixelEmbedder:
     sha256 = None
     class_names = None
     same_answer_distance = 0.08
+    different_answer_distance = 0.5
 
     def __init__(self, height: int = 32, width: int = 96, blur: float = 1.0) -> None:
         """Set the canvas size and the blur (in canvas pixels) that absorbs jitter."""

@@ -14,7 +14,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .clustering import cluster_embeddings
+from .clustering import (
+    DIFFERENT_ANSWER_DISTANCE,
+    ClassClusterer,
+    Clusterer,
+    LinkageClusterer,
+)
 from .embedders import Embedder
 from .preprocess import PreparedCrop, prepare
 
@@ -89,6 +94,7 @@ class Pipeline:
         self,
         embedder: Embedder,
         *,
+        clusterer: Clusterer | None = None,
         reference: np.ndarray | None = None,
         review_confidence: float = 0.5,
         batch_size: int = 64,
@@ -98,12 +104,26 @@ class Pipeline:
 
         Args:
             embedder: turns prepared crops into vectors.
+            clusterer: groups the vectors; by default one group per recognised class
+                for classifier embedders, else anonymous groups with automatic k.
             reference: the answer rectangle cut from the blank reference page.
             review_confidence: answers less confident than this go to the review bin.
             batch_size: crops per ``embed`` call.
             progress: called as ``progress(stage, done, total)``.
         """
         self.embedder = embedder
+        if clusterer is None:
+            clusterer = (
+                ClassClusterer(embedder.class_names)
+                if embedder.class_names
+                else LinkageClusterer(
+                    embedder.same_answer_distance,
+                    getattr(
+                        embedder, "different_answer_distance", DIFFERENT_ANSWER_DISTANCE
+                    ),
+                )
+            )
+        self.clusterer = clusterer
         self.reference = reference
         self.review_confidence = review_confidence
         self.batch_size = max(1, int(batch_size))
@@ -132,15 +152,16 @@ class Pipeline:
         blanks = [Answer(k, BLANK) for k, p in self._prepared if p.is_blank]
         vectors = self._embed([p for _, p in written])
         self.progress("clustering", 0, 1)
-        clustering = cluster_embeddings(
-            vectors, same_answer_distance=self.embedder.same_answer_distance
-        )
+        clustering = self.clusterer.cluster(vectors)
         self.progress("clustering", 1, 1)
         result = PipelineResult(threshold=clustering.threshold)
         sizes = Counter(clustering.labels.tolist())
-        real = [label for label in range(clustering.k) if sizes[label] >= 2]
-        singles = [label for label in range(clustering.k) if sizes[label] < 2]
-        names = self._names(vectors, clustering.labels)
+        # Anonymous one-member groups are one-off answers: gather them in "other".
+        # A recognised class (a lone "F") is a real group whatever its size.
+        names = clustering.names or {}
+        lone = 1 if clustering.names is None else 0
+        real = [label for label in range(clustering.k) if sizes[label] > lone]
+        singles = [label for label in range(clustering.k) if sizes[label] <= lone]
         group_of: dict[int, int] = {}
         for label in real:
             group_of[label] = len(result.groups)
@@ -182,14 +203,3 @@ class Pipeline:
         if not chunks:
             return np.zeros((0, 1), np.float32)
         return np.concatenate(chunks, axis=0)
-
-    def _names(self, vectors: np.ndarray, labels: np.ndarray) -> dict[int, str]:
-        """Name clusters by their majority class when the embedder is a classifier."""
-        class_names = self.embedder.class_names
-        if not class_names or len(vectors) == 0:
-            return {}
-        names: dict[int, str] = {}
-        for label in np.unique(labels):
-            mean = vectors[labels == label].mean(axis=0)
-            names[int(label)] = str(class_names[int(np.argmax(mean))])
-        return names

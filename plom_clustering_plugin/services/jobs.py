@@ -8,8 +8,10 @@ half-written results.  A new job never touches an older job's results.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -134,6 +136,21 @@ def start_job(
     return job
 
 
+@contextlib.contextmanager
+def bounded_threads(count: int) -> Iterator[None]:
+    """Keep OpenCV and BLAS/OpenMP pools to ``count`` threads (Huey runs many workers)."""
+    import cv2
+    from threadpoolctl import threadpool_limits
+
+    previous = cv2.getNumThreads()
+    cv2.setNumThreads(count)
+    try:
+        with threadpool_limits(limits=count):
+            yield
+    finally:
+        cv2.setNumThreads(previous)
+
+
 def _report(job_pk: int, stage: str, done: int, total: int) -> None:
     """Write progress (also the heartbeat that tells a live job from a dead one)."""
     ClusteringJob.objects.filter(pk=job_pk).update(
@@ -152,12 +169,16 @@ def run_job(job_pk: int, huey_id: Any) -> None:
     Never raises: failures end the job in ERROR with a readable message.
     """
     job = ClusteringJob.objects.filter(pk=job_pk).first()
-    if job is None or job.status not in (HueyTaskTracker.STARTING, HueyTaskTracker.QUEUED):
+    if job is None or job.status not in (
+        HueyTaskTracker.STARTING,
+        HueyTaskTracker.QUEUED,
+    ):
         log.info("clustering job %s is gone or no longer waiting; skipping", job_pk)
         return
     HueyTaskTracker.transition_to_running(job_pk, huey_id)
     try:
-        result, papers = _compute(job)
+        with bounded_threads(clustering_settings.ONNX_THREADS):
+            result, papers = _compute(job)
         _store(job_pk, result, papers)
     except JobCancelled:
         HueyTaskTracker.transition_chore_to_error(job_pk, "Cancelled by a user.")
@@ -220,7 +241,9 @@ def _store(job_pk: int, result: PipelineResult, papers: dict[int, Any]) -> None:
                 number=group.number,
                 name=group.name,
                 machine_name=group.name,
-                kind=AnswerCluster.OTHER if group.kind == OTHER else AnswerCluster.GROUP,
+                kind=(
+                    AnswerCluster.OTHER if group.kind == OTHER else AnswerCluster.GROUP
+                ),
             )
             for group in result.groups
         )
@@ -234,7 +257,9 @@ def _store(job_pk: int, result: PipelineResult, papers: dict[int, Any]) -> None:
                     paper=papers[answer.key],
                     cluster=placed,
                     machine_cluster=placed,
-                    suggested_cluster=cluster if answer.state == LOW_CONFIDENCE else None,
+                    suggested_cluster=(
+                        cluster if answer.state == LOW_CONFIDENCE else None
+                    ),
                     state=answer.state,
                     machine_state=answer.state,
                     confidence=answer.confidence,
@@ -282,7 +307,9 @@ def cancel_job(job: ClusteringJob) -> None:
     """
     job.refresh_from_db()
     if job.status not in ACTIVE:
-        raise JobError(f"Job {job.pk} is {job.get_status_display()}: nothing to cancel.")
+        raise JobError(
+            f"Job {job.pk} is {job.get_status_display()}: nothing to cancel."
+        )
     if job.status == HueyTaskTracker.RUNNING and not is_stale(job):
         ClusteringJob.objects.filter(pk=job.pk).update(cancel_requested=True)
         return

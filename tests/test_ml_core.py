@@ -1,0 +1,226 @@
+# SPDX-License-Identifier: AGPL-3.0-or-later
+"""The Django-free core on generated data: preprocessing, automatic k, bins."""
+
+from __future__ import annotations
+
+import numpy as np
+from django.test import SimpleTestCase
+from PIL import Image, ImageDraw
+
+from plom_clustering_plugin.ml.clustering import ClassClusterer, cluster_embeddings
+from plom_clustering_plugin.ml.embedders import PixelEmbedder, l2_normalise
+from plom_clustering_plugin.ml.pipeline import (
+    ANSWERED,
+    BLANK,
+    LOW_CONFIDENCE,
+    NOT_SCANNED,
+    OTHER,
+    Pipeline,
+)
+from plom_clustering_plugin.ml.preprocess import prepare
+
+
+def answer_box(*, printed=True, mark=None, shift=(0, 0), noise=0.0, seed=0):
+    """A 120x400 scan-like crop: a printed box and "Answer:" bar, plus a drawn mark."""
+    img = Image.new("L", (400, 120), 238)  # greyish paper, as scanners give
+    draw = ImageDraw.Draw(img)
+    if printed:
+        draw.rectangle((2, 2, 397, 117), outline=30, width=2)
+        draw.rectangle((10, 10, 80, 22), fill=40)  # stands for the "Answer:" label
+    if mark == "circle":
+        draw.ellipse(
+            (150 + shift[0], 30 + shift[1], 230 + shift[0], 100 + shift[1]),
+            outline=10,
+            width=6,
+        )
+    elif mark == "cross":
+        x, y = 160 + shift[0], 30 + shift[1]
+        draw.line((x, y, x + 70, y + 70), fill=10, width=6)
+        draw.line((x, y + 70, x + 70, y), fill=10, width=6)
+    elif mark == "bar":
+        draw.rectangle(
+            (120 + shift[0], 55 + shift[1], 300 + shift[0], 68 + shift[1]), fill=10
+        )
+    array = np.asarray(img, dtype=np.float32)
+    if noise:
+        array = array + np.random.default_rng(seed).normal(0, noise, array.shape)
+    return np.clip(array, 0, 255).astype(np.uint8)
+
+
+class PreprocessTest(SimpleTestCase):
+    def test_printed_template_is_removed_and_an_empty_box_is_blank(self):
+        reference = answer_box()
+        self.assertTrue(prepare(answer_box(noise=6), reference).is_blank)
+        # Without the reference the printed ink counts as writing.
+        self.assertFalse(prepare(answer_box(), None).is_blank)
+
+    def test_scan_dust_is_not_an_answer(self):
+        crop = answer_box()
+        crop[50:53, 200:203] = 0  # a 9-pixel speck
+        self.assertTrue(prepare(crop, answer_box()).is_blank)
+
+    def test_a_mark_is_kept_and_cut_to_its_box(self):
+        prepared = prepare(answer_box(mark="circle"), answer_box())
+        self.assertFalse(prepared.is_blank)
+        top, left, bottom, right = prepared.bbox
+        self.assertTrue(145 <= left <= 150 and 230 <= right <= 236, prepared.bbox)
+        self.assertEqual(prepared.ink.shape, (bottom - top, right - left))
+        self.assertGreater(prepared.ink.max(), 0.9)
+
+    def test_a_reference_of_another_size_is_resized(self):
+        reference = np.asarray(Image.fromarray(answer_box()).resize((398, 119)))
+        self.assertTrue(prepare(answer_box(), reference).is_blank)
+
+    def test_rgb_rgba_and_bad_shapes(self):
+        rgb = np.stack([answer_box(mark="cross")] * 3, axis=2)
+        rgba = np.concatenate(
+            [rgb, np.full(rgb.shape[:2] + (1,), 255, np.uint8)], axis=2
+        )
+        self.assertFalse(prepare(rgb, answer_box()).is_blank)
+        self.assertFalse(prepare(rgba, answer_box()).is_blank)
+        with self.assertRaisesMessage(ValueError, "expected a 2-D or 3-D image"):
+            prepare(np.zeros((2, 2, 2, 2), np.uint8))
+        with self.assertRaisesMessage(ValueError, "empty crop"):
+            prepare(np.zeros((0, 5), np.uint8))
+
+
+def blobs(centres, per_cluster, spread, seed=0, dim=32):
+    """Unit vectors scattered around the given unit centres."""
+    rng = np.random.default_rng(seed)
+    rows, truth = [], []
+    for i, centre in enumerate(centres):
+        for _ in range(
+            per_cluster[i] if isinstance(per_cluster, list) else per_cluster
+        ):
+            rows.append(centre + rng.normal(0, spread, dim))
+            truth.append(i)
+    return l2_normalise(np.array(rows)), np.array(truth)
+
+
+def random_centres(k, seed=1, dim=32):
+    return l2_normalise(np.random.default_rng(seed).normal(size=(k, dim)))
+
+
+class AutomaticKTest(SimpleTestCase):
+    def assertSamePartition(self, labels, truth):
+        pairs = {(int(a), int(b)) for a, b in zip(labels, truth, strict=True)}
+        self.assertEqual(len(pairs), len(set(truth.tolist())), pairs)
+        self.assertEqual(len(pairs), len(set(labels.tolist())), pairs)
+
+    def test_finds_the_number_of_well_separated_groups(self):
+        for k in (2, 3, 5, 8):
+            with self.subTest(k=k):
+                vectors, truth = blobs(random_centres(k, seed=k), 12, 0.04, seed=k)
+                result = cluster_embeddings(vectors)
+                self.assertEqual(result.k, k)
+                self.assertSamePartition(result.labels, truth)
+
+    def test_everyone_writing_the_same_answer_is_one_group(self):
+        vectors, _ = blobs(random_centres(1), 30, 0.01)
+        result = cluster_embeddings(vectors, same_answer_distance=0.08)
+        self.assertEqual(result.k, 1)
+        self.assertTrue(np.all(result.confidence == 1.0))
+
+    def test_tiny_questions(self):
+        self.assertEqual(cluster_embeddings(np.zeros((0, 4))).k, 0)
+        self.assertEqual(cluster_embeddings(random_centres(1)).k, 1)
+        self.assertEqual(cluster_embeddings(random_centres(2)).k, 2)
+        same, _ = blobs(random_centres(1), 2, 0.001)
+        self.assertEqual(cluster_embeddings(same).k, 1)
+
+    def test_all_different_answers_stay_apart(self):
+        result = cluster_embeddings(random_centres(6, seed=4))
+        self.assertEqual(result.k, 6)
+
+    def test_labels_are_ordered_largest_first(self):
+        vectors, _ = blobs(random_centres(3, seed=7), [3, 10, 6], 0.03, seed=2)
+        result = cluster_embeddings(vectors)
+        sizes = np.bincount(result.labels)
+        self.assertEqual(sizes.tolist(), [10, 6, 3])
+
+    def test_one_off_answers_do_not_join_a_big_group(self):
+        centres = random_centres(6, seed=9)
+        common, _ = blobs(centres[:3], [20, 10, 6], 0.03, seed=3)
+        one_offs = centres[3:]
+        result = cluster_embeddings(np.vstack([common, one_offs]))
+        sizes = np.bincount(result.labels)
+        self.assertEqual(sorted(sizes.tolist(), reverse=True), [20, 10, 6, 1, 1, 1])
+
+
+class ClassClustererTest(SimpleTestCase):
+    def test_groups_by_most_probable_class_with_names(self):
+        p = np.array(
+            [[0.9, 0.05, 0.05], [0.8, 0.1, 0.1], [0.1, 0.85, 0.05], [0.45, 0.4, 0.15]]
+        )
+        result = ClassClusterer(["A", "B", "C"]).cluster(np.sqrt(p))
+        self.assertEqual(result.labels.tolist(), [0, 0, 1, 0])
+        self.assertEqual(result.names, {0: "A", 1: "B"})
+        np.testing.assert_allclose(result.confidence, [0.9, 0.8, 0.85, 0.45])
+        self.assertEqual(result.runner_up.tolist(), [1, 1, 0, 1])
+
+
+class PixelEmbedderTest(SimpleTestCase):
+    def test_shape_norm_and_blank_rows(self):
+        reference = answer_box()
+        crops = [
+            prepare(answer_box(mark=m, noise=5, seed=i), reference)
+            for i, m in enumerate(["circle", None, "cross"])
+        ]
+        vectors = PixelEmbedder().embed(crops)
+        self.assertEqual(vectors.shape, (3, 32 * 96))
+        self.assertEqual(vectors.dtype, np.float32)
+        np.testing.assert_allclose(
+            np.linalg.norm(vectors[[0, 2]], axis=1), 1, rtol=1e-5
+        )
+        self.assertEqual(np.abs(vectors[1]).sum(), 0)
+
+
+class PipelineTest(SimpleTestCase):
+    def run_pipeline(self, marks, **kwargs):
+        reference = answer_box()
+        pipeline = Pipeline(PixelEmbedder(), reference=reference, **kwargs)
+        for i, mark in enumerate(marks):
+            shift = (i % 5 - 2, i % 3 - 1)
+            pipeline.add(i, answer_box(mark=mark, shift=shift, noise=5, seed=i))
+        return pipeline
+
+    def test_groups_blanks_and_problems(self):
+        marks = ["circle", "cross", "bar"] * 6 + [None, None]
+        pipeline = self.run_pipeline(marks)
+        pipeline.add_problem("p99", NOT_SCANNED, "not scanned")
+        result = pipeline.finish()
+        states = {a.key: a.state for a in result.answers}
+        self.assertEqual(states[18], BLANK)
+        self.assertEqual(states["p99"], NOT_SCANNED)
+        groups = {}
+        for answer in result.answers:
+            if answer.state == ANSWERED:
+                groups.setdefault(answer.group, set()).add(marks[answer.key])
+        self.assertEqual(len(groups), 3)
+        self.assertTrue(all(len(kinds) == 1 for kinds in groups.values()), groups)
+        self.assertEqual(sum(g.size for g in result.groups), 18)
+
+    def test_lone_answers_go_to_other_and_doubtful_ones_to_review(self):
+        marks = ["circle"] * 8 + ["cross"]
+        result = self.run_pipeline(marks).finish()
+        kinds = [g.kind for g in result.groups]
+        self.assertEqual(kinds[-1], OTHER)
+        result = self.run_pipeline(marks, review_confidence=1.01).finish()
+        self.assertTrue(any(a.state == LOW_CONFIDENCE for a in result.answers))
+        for answer in result.answers:
+            if answer.state == LOW_CONFIDENCE:
+                self.assertIsNotNone(answer.group)
+
+    def test_progress_is_reported_per_stage(self):
+        seen = []
+        pipeline = self.run_pipeline(
+            ["circle", "cross"] * 3, batch_size=4, progress=lambda *a: seen.append(a)
+        )
+        pipeline.finish()
+        self.assertIn(("embedding", 4, 6), seen)
+        self.assertIn(("embedding", 6, 6), seen)
+        self.assertEqual(seen[-1], ("clustering", 1, 1))
+
+    def test_unknown_problem_state_is_refused(self):
+        with self.assertRaisesMessage(ValueError, "unknown problem state"):
+            Pipeline(PixelEmbedder()).add_problem(1, "lost", "?")
