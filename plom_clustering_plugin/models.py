@@ -47,7 +47,9 @@ class ClusteringJob(HueyTaskTracker):
     published_revision = models.PositiveIntegerField(null=True, blank=True)
     published_at = models.DateTimeField(null=True, blank=True)
     published_priority = models.BooleanField(default=False)
-    previous_task_order_strategy = models.CharField(max_length=32, blank=True, default="")
+    previous_task_order_strategy = models.CharField(
+        max_length=32, blank=True, default=""
+    )
 
     class Meta:
         db_table = "plom_clustering_job"
@@ -159,6 +161,9 @@ class AnswerMembership(models.Model):
     confidence = models.FloatField(default=1.0)
     distance = models.FloatField(default=0.0)
     message = models.TextField(blank=True, default="")
+    # float16 embedding of a written answer: lets a reviewer split a group or get
+    # suggestions without running the model again.
+    embedding = models.BinaryField(null=True, blank=True, editable=False)
 
     class Meta:
         db_table = "plom_clustering_membership"

@@ -10,7 +10,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from django.test import SimpleTestCase
+from django.test import SimpleTestCase, TestCase
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -75,3 +75,22 @@ class WheelContentsTest(SimpleTestCase):
             [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True
         )
         self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+
+
+class MigrationsTest(TestCase):
+    def test_migrations_match_the_models(self):
+        from io import StringIO
+
+        from django.core.management import call_command
+
+        out = StringIO()
+        try:
+            call_command(
+                "makemigrations",
+                "plom_clustering",
+                check=True,
+                dry_run=True,
+                stdout=out,
+            )
+        except SystemExit:
+            self.fail("models changed without a migration:\n" + out.getvalue())

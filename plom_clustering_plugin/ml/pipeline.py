@@ -51,6 +51,8 @@ class Answer:
         confidence: in ``[0, 1]``; 1 for blank and problem answers (no doubt about those).
         distance: cosine distance to the group's centroid (0 when not clustered).
         message: why an answer is unreadable or not scanned.
+        vector: the embedding of a written answer (kept so that a reviewer can split a
+            group or get suggestions without re-running the model); None otherwise.
     """
 
     key: Hashable
@@ -59,6 +61,7 @@ class Answer:
     confidence: float = 1.0
     distance: float = 0.0
     message: str = ""
+    vector: np.ndarray | None = field(default=None, repr=False)
 
 
 @dataclass
@@ -184,6 +187,7 @@ class Pipeline:
                     group=group,
                     confidence=1.0 if in_other else float(clustering.confidence[i]),
                     distance=float(clustering.distance[i]),
+                    vector=vectors[i],
                 )
             )
             if state == ANSWERED:

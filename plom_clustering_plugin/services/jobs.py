@@ -265,6 +265,11 @@ def _store(job_pk: int, result: PipelineResult, papers: dict[int, Any]) -> None:
                     confidence=answer.confidence,
                     distance=answer.distance,
                     message=answer.message,
+                    embedding=(
+                        None
+                        if answer.vector is None
+                        else answer.vector.astype("<f2").tobytes()
+                    ),
                 )
             )
         AnswerMembership.objects.bulk_create(rows, batch_size=500)
