@@ -23,8 +23,7 @@ def check_settings(app_configs=None, **kwargs) -> list:
             errors.append(Error(str(err), id="plom_clustering.E001"))
     prefix = values.get("TAG_PREFIX")
     if prefix is not None and (
-        not is_valid_tag_text(str(prefix))
-        or str(prefix).startswith(("@", "cluster_"))
+        not is_valid_tag_text(str(prefix)) or str(prefix).startswith(("@", "cluster_"))
     ):
         errors.append(
             Error(
@@ -75,3 +74,35 @@ def check_urls(app_configs=None, **kwargs) -> list:
             )
         ]
     return []
+
+
+@register()
+def check_weights(app_configs=None, **kwargs) -> list:
+    """With downloads off, every model the manifest lists must already be verified."""
+    from .ml import weights
+    from .ml.manifest import ManifestError, load_manifest
+
+    try:
+        manifest = load_manifest(clustering_settings.MANIFEST)
+    except (ManifestError, OSError) as err:
+        return [
+            Error(f"The weights manifest is unusable: {err}", id="plom_clustering.E006")
+        ]
+    if clustering_settings.DOWNLOAD:
+        return []
+    cache = clustering_settings.model_dir()
+    problems = []
+    for entry in manifest.models:
+        state = weights.entry_status(entry, cache_dir=cache)
+        if state != weights.VERIFIED:
+            problems.append(
+                Warning(
+                    f"Model {entry.name} v{entry.version} is {state} in"
+                    f" {weights.resolve_cache_dir(cache)} and downloads are off"
+                    f" ({PREFIX}DOWNLOAD=0): its jobs will be refused.",
+                    hint="Run 'django-admin plom_clustering_weights import PATH' with"
+                    f" the file {entry.file}, or allow downloads.",
+                    id="plom_clustering.W002",
+                )
+            )
+    return problems

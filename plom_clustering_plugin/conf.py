@@ -35,6 +35,10 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
         None,
         "Base URL (or `file://` folder) of a weights mirror; overrides the manifest's URLs.",
     ),
+    "MANIFEST": (
+        None,
+        "Path of a weights manifest to use instead of the packaged one (to try models).",
+    ),
     "DOWNLOAD": (
         True,
         "`0` never touches the network: weights must already be in MODEL_DIR.",

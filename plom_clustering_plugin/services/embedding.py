@@ -1,21 +1,77 @@
 # SPDX-License-Identifier: AGPL-3.0-or-later
-"""Which embedder a job of each kind uses.
+"""Which embedder a job of each kind uses, and whether its weights can be had.
 
-Until trained weights are released both kinds use the weight-free pixel embedder; the
-trained ONNX models will register here by kind.
+Each kind maps to a model of ``weights_manifest.json``.  While the manifest lists no
+model for a kind, its jobs use the weight-free pixel embedder (recorded on the job as
+model ``pixels``), so a fresh checkout still clusters.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+from ..conf import clustering_settings
 from ..ml.embedders import Embedder, PixelEmbedder
+from ..ml.manifest import ModelEntry, UnknownModelError, load_manifest
+from .errors import JobError
+
+#: The manifest model each kind of answer uses.
+MODEL_FOR_KIND = {"mcq": "mcq-letters", "hme": "hme-symbols"}
 
 
-def embedder_for(kind: str) -> Embedder:
-    """Return a ready embedder for a job kind (``mcq`` or ``hme``).
+def model_entry_for(kind: str) -> ModelEntry | None:
+    """The newest manifest entry for a kind, or None when there is none yet."""
+    if kind not in MODEL_FOR_KIND:
+        raise JobError(f"Unknown kind {kind!r}: use 'mcq' (letters) or 'hme' (math).")
+    try:
+        return load_manifest(clustering_settings.MANIFEST).get_entry(
+            MODEL_FOR_KIND[kind]
+        )
+    except UnknownModelError:
+        return None
+
+
+def check_weights_available(kind: str) -> None:
+    """Refuse, before queueing, a job whose weights cannot be had (downloads off).
 
     Raises:
-        ValueError: unknown kind.
+        JobError: with the weights module's message (which file, which folder, and the
+            command that fetches or imports it).
     """
-    if kind not in ("mcq", "hme"):
-        raise ValueError(f"Unknown kind of answer {kind!r}: use 'mcq' or 'hme'.")
-    return PixelEmbedder()
+    from ..ml import weights
+
+    entry = model_entry_for(kind)
+    if entry is None or clustering_settings.DOWNLOAD:
+        return
+    cache = clustering_settings.model_dir()
+    if weights.entry_status(entry, cache_dir=cache) != weights.VERIFIED:
+        try:
+            weights.ensure_entry(entry, cache_dir=cache, download=False)
+        except weights.WeightsError as err:
+            raise JobError(str(err)) from err
+
+
+def embedder_for(
+    kind: str, progress: Callable[[int, int], None] | None = None
+) -> Embedder:
+    """Return a ready embedder for a job kind, fetching verified weights if needed.
+
+    Args:
+        kind: ``mcq`` or ``hme``.
+        progress: called as ``progress(done_bytes, total_bytes)`` while downloading.
+
+    Raises:
+        JobError: unknown kind.
+        WeightsError: the weights cannot be had (its message says what to do).
+    """
+    entry = model_entry_for(kind)
+    if entry is None:
+        return PixelEmbedder()
+    from ..weights_django import load_onnx_embedder
+
+    return load_onnx_embedder(
+        entry.name,
+        entry.version,
+        manifest=clustering_settings.MANIFEST,
+        progress=progress,
+    )

@@ -25,7 +25,8 @@ from ..conf import clustering_settings
 from ..ml.pipeline import ANSWERED, LOW_CONFIDENCE, OTHER, Pipeline, PipelineResult
 from ..models import AnswerCluster, AnswerMembership, ClusteringJob
 from .crops import AnswerProblem, CropSource
-from .embedding import embedder_for
+from .embedding import check_weights_available, embedder_for
+from .errors import JobError
 
 log = logging.getLogger(__name__)
 
@@ -34,10 +35,6 @@ STALE_AFTER = timedelta(minutes=15)
 #: Progress is written at most this often (seconds), to spare the database.
 PROGRESS_INTERVAL = 0.5
 ACTIVE = (HueyTaskTracker.STARTING, HueyTaskTracker.QUEUED, HueyTaskTracker.RUNNING)
-
-
-class JobError(Exception):
-    """A request about a job that cannot be done; the message is for the user."""
 
 
 class JobCancelled(Exception):
@@ -75,6 +72,7 @@ def validate_request(
         )
     if kind not in dict(ClusteringJob.KIND_CHOICES):
         raise JobError(f"Unknown kind {kind!r}: use 'mcq' (letters) or 'hme' (math).")
+    check_weights_available(kind)
     return page_number
 
 
@@ -192,7 +190,9 @@ def run_job(job_pk: int, huey_id: Any) -> None:
 def _compute(job: ClusteringJob) -> tuple[PipelineResult, dict[int, Any]]:
     """Run the ML pipeline over every paper; return its result and the papers by pk."""
     source = CropSource(job.question_index, job.version, job.page_number, job.rect)
-    embedder = embedder_for(job.kind)
+    embedder = embedder_for(
+        job.kind, progress=lambda done, size: _report(job.pk, "downloading", done, size)
+    )
     ClusteringJob.objects.filter(pk=job.pk).update(
         model_name=embedder.name,
         model_version=embedder.version,
