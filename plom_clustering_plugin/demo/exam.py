@@ -141,7 +141,9 @@ def _write_answers(
         page, (x0, y0, x1, y1) = ANSWER_BOXES[question]
         dx0, dy0, dx1, dy1 = WRITING_INSET
         target = pymupdf.Rect(x0 + dx0, y0 + dy0, x1 + dx1, y1 + dy1)
-        doc[page - 1].insert_image(target, stream=png, keep_proportion=True, overlay=True)
+        doc[page - 1].insert_image(
+            target, stream=png, keep_proportion=True, overlay=True
+        )
     return doc
 
 
