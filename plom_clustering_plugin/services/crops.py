@@ -11,10 +11,22 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
+import cv2
 import numpy as np
+from PIL import Image
 from plom_server.Papers.models import FixedPage
 from plom_server.Rectangles.services import RectangleExtractor
+
+# Plom's own geometry, so our crops are pixel-identical to RectangleExtractor's
+# (plom is pinned to 0.22.x, where these helpers live).
+from plom_server.Rectangles.services.rectangle import (
+    _get_affine_transf_matrix_ref_to_QR_target as ref_to_scan_affine,
+)
+from plom_server.Rectangles.services.rectangle import (
+    _get_perspective_transform_scan_to_ref as scan_to_ref_perspective,
+)
 
 from ..ml.pipeline import NOT_SCANNED, UNREADABLE
 
@@ -89,9 +101,7 @@ class CropSource:
                 NOT_SCANNED, f"Page {self.page} of paper {paper_number} is not scanned."
             )
         try:
-            crop = self.extractor.get_cropped_scanned_img_or_none(
-                paper_number, self.rect
-            )
+            crop = self.crop_image(fixed_page.image)
         except Exception as err:  # missing file, corrupt image, ...: never fatal
             log.warning("crop of paper %s failed: %s", paper_number, err)
             return AnswerProblem(
@@ -106,3 +116,53 @@ class CropSource:
                 f" {paper_number} to locate the answer box; rescan the page.",
             )
         return crop
+
+    def crop_image(self, image) -> np.ndarray | None:
+        """Cut the rectangle out of one pushed page image, or None if < 3 QR codes.
+
+        The same pixels as ``RectangleExtractor.get_cropped_scanned_img_or_none``, about
+        three times faster: the EXIF orientation is read by Pillow (in C) instead of the
+        pure-Python ``exif`` package, and there is no PNG round trip.
+        """
+        ex = self.extractor
+        region = (ex.LEFT, ex.TOP, ex.RIGHT, ex.BOTTOM)
+        to_scan = ref_to_scan_affine(region, image.parsed_qr)
+        if to_scan is None:
+            return None
+        width, height = ex.RIGHT - ex.LEFT, ex.BOTTOM - ex.TOP
+        rect = {
+            "left": ex.LEFT + self.rect["left"] * width,
+            "right": ex.LEFT + self.rect["right"] * width,
+            "top": ex.TOP + self.rect["top"] * height,
+            "bottom": ex.TOP + self.rect["bottom"] * height,
+        }
+        to_ref = scan_to_ref_perspective(rect, to_scan)
+        size = (
+            round(rect["right"] - rect["left"]),
+            round(rect["bottom"] - rect["top"]),
+        )
+        scan = load_upright(Path(image.baseimage.image_file.path), image.rotation)
+        return cv2.warpPerspective(scan, to_ref, size)
+
+
+#: EXIF orientation -> counter-clockwise degrees that make the image upright, as Plom
+#: reads them (plom.scan.rotate); other orientations are refused there too.
+EXIF_ROTATION = {None: 0, 1: 0, 3: 180, 6: -90, 8: 90}
+
+
+def load_upright(path: Path, rotation: int) -> np.ndarray:
+    """A page image as an RGB array, EXIF orientation and Plom's rotation applied."""
+    with Image.open(path) as img:
+        angle = 0
+        # Plom applies EXIF only to files named .jpg/.jpeg (case-sensitive there).
+        if path.suffix in (".jpg", ".jpeg"):
+            orientation = img.getexif().get(0x0112)
+            if orientation not in EXIF_ROTATION:
+                raise NotImplementedError(f"Unexpected EXIF orientation: {orientation}")
+            angle = EXIF_ROTATION[orientation]
+        img = img.convert("RGB")
+        if angle:
+            img = img.rotate(angle, expand=True)
+        if rotation:
+            img = img.rotate(rotation, expand=True)
+        return np.asarray(img)
