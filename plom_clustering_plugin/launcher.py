@@ -56,7 +56,9 @@ def main() -> None:
     try:
         processes += plom.launch_huey_processes()
         for queue in extra_queues():
-            processes.append(plom.popen_django_manage_command(f"djangohuey --queue {queue}"))
+            processes.append(
+                plom.popen_django_manage_command(f"djangohuey --queue {queue}")
+            )
         if args.development:
             server = plom.launch_django_dev_server_process(port=args.port)
         else:

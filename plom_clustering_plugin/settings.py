@@ -20,7 +20,9 @@ ROOT_URLCONF = "plom_clustering_plugin.root_urls"
 _queue = os.environ.get("PLOM_CLUSTERING_QUEUE", "").strip()
 if _queue and _queue not in DJANGO_HUEY["queues"]:
     DJANGO_HUEY["queues"][_queue] = copy.deepcopy(DJANGO_HUEY["queues"]["chores"])
-    DJANGO_HUEY["queues"][_queue]["filename"] = PLOM_BASE_DIR / f"hueydb-{_queue}.sqlite3"
+    DJANGO_HUEY["queues"][_queue]["filename"] = (
+        PLOM_BASE_DIR / f"hueydb-{_queue}.sqlite3"
+    )
     DJANGO_HUEY["queues"][_queue]["consumer"]["workers"] = int(
         os.environ.get("PLOM_CLUSTERING_WORKERS", "1")
     )

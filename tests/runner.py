@@ -9,7 +9,9 @@ class CountingRunner(DiscoverRunner):
 
     def suite_result(self, suite, result, **kwargs):
         """Count the outcomes, print them, and return Django's usual failure count."""
-        failed = len(result.failures) + len(result.errors) + len(result.unexpectedSuccesses)
+        failed = (
+            len(result.failures) + len(result.errors) + len(result.unexpectedSuccesses)
+        )
         skipped = len(result.skipped)
         passed = result.testsRun - failed - skipped
         print(f"tests: {passed} passed, {failed} failed, {skipped} skipped")

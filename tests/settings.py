@@ -12,7 +12,9 @@ from pathlib import Path
 os.environ.setdefault("PLOM_DATABASE_BACKEND", "sqlite")
 if not os.environ.get("PLOM_BASE_DIR"):
     os.environ["PLOM_BASE_DIR"] = tempfile.mkdtemp(prefix="plom-clustering-tests-")
-Path(os.environ["PLOM_BASE_DIR"], "plom_extra_static").mkdir(parents=True, exist_ok=True)
+Path(os.environ["PLOM_BASE_DIR"], "plom_extra_static").mkdir(
+    parents=True, exist_ok=True
+)
 
 from plom_clustering_plugin.settings import *  # noqa: E402,F401,F403
 from plom_clustering_plugin.settings import DJANGO_HUEY  # noqa: E402

@@ -56,7 +56,9 @@ class BadScansTest(TestCase):
         )
 
     def membership(self, paper_number):
-        return AnswerMembership.objects.get(job=self.job, paper__paper_number=paper_number)
+        return AnswerMembership.objects.get(
+            job=self.job, paper__paper_number=paper_number
+        )
 
     def test_job_completes_and_records_each_problem_per_paper(self):
         job = ClusteringJob.objects.get(pk=self.job.pk)

@@ -95,16 +95,22 @@ class ThreeAnswersJobTest(TestCase):
                     question_idx=1, version=1, user=self.exam.manager, tags=[text]
                 )
             )
-        MarkingTask.objects.filter(status=MarkingTask.OUT).update(status=MarkingTask.TO_DO)
+        MarkingTask.objects.filter(status=MarkingTask.OUT).update(
+            status=MarkingTask.TO_DO
+        )
         publish.unpublish(self.job)
         self.assertEqual(tag_snapshot(), before)
         self.assertFalse(PublishedTagLink.objects.exists())
 
     def test_publishing_twice_is_harmless(self):
         publish.publish(self.job)
-        once = set(TaskTagLink.objects.values_list("markingtasktag__text", "markingtask_id"))
+        once = set(
+            TaskTagLink.objects.values_list("markingtasktag__text", "markingtask_id")
+        )
         publish.publish(self.job)
-        twice = set(TaskTagLink.objects.values_list("markingtasktag__text", "markingtask_id"))
+        twice = set(
+            TaskTagLink.objects.values_list("markingtasktag__text", "markingtask_id")
+        )
         self.assertEqual(twice, once)
         self.assertEqual(len(once), 20)
         self.assertEqual(
@@ -144,7 +150,9 @@ class ThreeAnswersJobTest(TestCase):
         self.assertEqual(len(runs), 3)
         self.assertEqual(len(order), 20)
         self.assertEqual(Settings.key_value_store_get("task_order_strategy"), "custom")
-        MarkingTask.objects.filter(status=MarkingTask.OUT).update(status=MarkingTask.TO_DO)
+        MarkingTask.objects.filter(status=MarkingTask.OUT).update(
+            status=MarkingTask.TO_DO
+        )
         publish.unpublish(self.job)
         self.assertEqual(dict(todo.values_list("pk", "marking_priority")), before)
         self.assertEqual(
@@ -167,7 +175,9 @@ class ThreeAnswersJobTest(TestCase):
             )
         )
         self.assertEqual(before, after)
-        self.assertEqual(self.clusters_as_papers(newer), self.clusters_as_papers(self.job))
+        self.assertEqual(
+            self.clusters_as_papers(newer), self.clusters_as_papers(self.job)
+        )
 
     def test_delete_removes_groups_and_published_tags_only(self):
         before = tag_snapshot()

@@ -68,13 +68,15 @@ def tag_text(prefix: str, cluster: AnswerCluster, taken: set[str]) -> str:
 def plan(job: ClusteringJob) -> PublishPlan:
     """Work out the tags and tasks without writing anything (shown before publishing)."""
     if job.status != HueyTaskTracker.COMPLETE:
-        raise JobError(f"Job {job.pk} is {job.get_status_display()}: nothing to publish.")
+        raise JobError(
+            f"Job {job.pk} is {job.get_status_display()}: nothing to publish."
+        )
     prefix = tag_prefix(job)
     result = PublishPlan()
     taken: set[str] = set()
-    members = AnswerMembership.objects.filter(job=job, cluster__isnull=False).values_list(
-        "cluster_id", "paper_id"
-    )
+    members = AnswerMembership.objects.filter(
+        job=job, cluster__isnull=False
+    ).values_list("cluster_id", "paper_id")
     papers_of: dict[int, list[int]] = {}
     for cluster_pk, paper_pk in members:
         papers_of.setdefault(cluster_pk, []).append(paper_pk)
@@ -83,7 +85,11 @@ def plan(job: ClusteringJob) -> PublishPlan:
     ).exclude(status=MarkingTask.OUT_OF_DATE)
     task_of_paper = dict(tasks.values_list("paper_id", "pk"))
     for cluster in job.clusters.order_by("number"):
-        pks = [task_of_paper[p] for p in papers_of.get(cluster.pk, []) if p in task_of_paper]
+        pks = [
+            task_of_paper[p]
+            for p in papers_of.get(cluster.pk, [])
+            if p in task_of_paper
+        ]
         if not pks:
             continue
         text = tag_text(prefix, cluster, taken)
@@ -100,7 +106,9 @@ def _tag_by_text(text: str, user: User | None) -> tuple[MarkingTaskTag, bool]:
     return MarkingTaskTag.objects.create(text=text, user=user), True
 
 
-def publish(job: ClusteringJob, user: User | None = None, *, priority: bool = False) -> PublishPlan:
+def publish(
+    job: ClusteringJob, user: User | None = None, *, priority: bool = False
+) -> PublishPlan:
     """Tag each cluster's marking tasks; optionally order marking cluster by cluster.
 
     Publishing again first removes what the previous publish of this job added, so it
@@ -134,7 +142,9 @@ def publish(job: ClusteringJob, user: User | None = None, *, priority: bool = Fa
         job.published_at = timezone.now()
         job.published_revision = job.revision
         job.published_priority = priority
-        job.save(update_fields=["published_at", "published_revision", "published_priority"])
+        job.save(
+            update_fields=["published_at", "published_revision", "published_priority"]
+        )
     return the_plan
 
 
@@ -156,7 +166,11 @@ def _write_tags(job: ClusteringJob, the_plan: PublishPlan, user: User | None) ->
                 )
             links.append(
                 PublishedTagLink(
-                    job=job, task_id=task_pk, tag=tag, link_added=added, tag_created=created
+                    job=job,
+                    task_id=task_pk,
+                    tag=tag,
+                    link_added=added,
+                    tag_created=created,
                 )
             )
     TaskTagLink.objects.bulk_create(new_through, batch_size=1000)
@@ -226,7 +240,9 @@ def _unpublish_locked(job: ClusteringJob) -> int:
             tag.delete()
     if job.previous_task_order_strategy:
         still_custom = (
-            ClusteringJob.objects.filter(published_priority=True, published_at__isnull=False)
+            ClusteringJob.objects.filter(
+                published_priority=True, published_at__isnull=False
+            )
             .exclude(pk=job.pk)
             .exists()
         )

@@ -25,7 +25,9 @@ class Command(BaseCommand):
         start = sub.add_parser("start", help="Start a clustering job and wait for it.")
         start.add_argument("--question", "-q", type=int, required=True)
         start.add_argument("--version", "-v", type=int, default=1)
-        start.add_argument("--page", type=int, help="Default: the question's first page.")
+        start.add_argument(
+            "--page", type=int, help="Default: the question's first page."
+        )
         start.add_argument(
             "--rect",
             required=True,
@@ -101,7 +103,9 @@ class Command(BaseCommand):
         while True:
             job.refresh_from_db()
             bar = _bar(job.done, job.total)
-            sys.stderr.write(f"\r{job.stage or 'queued':<10} {bar} {job.done}/{job.total}")
+            sys.stderr.write(
+                f"\r{job.stage or 'queued':<10} {bar} {job.done}/{job.total}"
+            )
             sys.stderr.flush()
             if job.status in (HueyTaskTracker.COMPLETE, HueyTaskTracker.ERROR):
                 sys.stderr.write("\n")
@@ -127,7 +131,9 @@ class Command(BaseCommand):
     def _show(self, job: ClusteringJob) -> None:
         members = AnswerMembership.objects.filter(job=job).select_related("paper")
         for cluster in job.clusters.order_by("number"):
-            papers = [m.paper.paper_number for m in members if m.cluster_id == cluster.pk]
+            papers = [
+                m.paper.paper_number for m in members if m.cluster_id == cluster.pk
+            ]
             if papers:
                 self.stdout.write(
                     f"  #{cluster.number:<3} {cluster.name:<12} {len(papers):>4} papers:"
@@ -138,7 +144,9 @@ class Command(BaseCommand):
                 continue
             papers = [m.paper.paper_number for m in members if m.state == state]
             if papers:
-                self.stdout.write(f"  {label:<17} {len(papers):>4} papers: {_papers(papers)}")
+                self.stdout.write(
+                    f"  {label:<17} {len(papers):>4} papers: {_papers(papers)}"
+                )
 
     def do_publish(self, opts) -> None:
         """Tag the clusters' marking tasks."""
