@@ -8,12 +8,21 @@ Plom has no plugin hook, so a deployment that wants clustering runs Django with
 
 import copy
 import os
+from pathlib import Path
 
 from plom_server.settings import *  # noqa: F401,F403
-from plom_server.settings import DJANGO_HUEY, INSTALLED_APPS, PLOM_BASE_DIR
+from plom_server.settings import DJANGO_HUEY, INSTALLED_APPS, PLOM_BASE_DIR, TEMPLATES
 
 INSTALLED_APPS = [*INSTALLED_APPS, "plom_clustering_plugin"]
 ROOT_URLCONF = "plom_clustering_plugin.root_urls"
+
+# Plom's template folder is searched before app folders: ours goes first so that
+# templates_override/Progress/tools_landing.html (which extends Plom's) adds our card.
+TEMPLATES = copy.deepcopy(TEMPLATES)
+TEMPLATES[0]["DIRS"] = [
+    Path(__file__).resolve().parent / "templates_override",
+    *TEMPLATES[0]["DIRS"],
+]
 
 # A dedicated queue (PLOM_CLUSTERING_QUEUE=clustering) keeps clustering off the workers
 # that scanning needs; it gets one worker and its own Huey database.

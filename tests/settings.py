@@ -5,16 +5,19 @@ SQLite by default; ``PLOM_DATABASE_BACKEND=postgres`` (as ``.ci/run`` sets for i
 pass) runs the same suite on PostgreSQL.
 """
 
+import atexit
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
 os.environ.setdefault("PLOM_DATABASE_BACKEND", "sqlite")
 if not os.environ.get("PLOM_BASE_DIR"):
     os.environ["PLOM_BASE_DIR"] = tempfile.mkdtemp(prefix="plom-clustering-tests-")
-Path(os.environ["PLOM_BASE_DIR"], "plom_extra_static").mkdir(
-    parents=True, exist_ok=True
-)
+    # Scans and media of the run live here; nothing in it outlives the run.
+    atexit.register(shutil.rmtree, os.environ["PLOM_BASE_DIR"], ignore_errors=True)
+for _folder in ("plom_extra_static", "staticfiles"):  # quiets whitenoise's warnings
+    Path(os.environ["PLOM_BASE_DIR"], _folder).mkdir(parents=True, exist_ok=True)
 
 from plom_clustering_plugin.settings import *  # noqa: E402,F401,F403
 from plom_clustering_plugin.settings import DJANGO_HUEY  # noqa: E402

@@ -45,6 +45,8 @@ class WheelContentsTest(SimpleTestCase):
             "plom_clustering_plugin/migrations/0001_initial.py",
             "plom_clustering_plugin/demo/spec.toml",
             "plom_clustering_plugin/management/commands/plom_cluster.py",
+            "plom_clustering_plugin/templates_override/Progress/tools_landing.html",
+            "plom_clustering_plugin/static/plom_clustering_plugin/review.js",
         ):
             self.assertIn(name, self.names)
         self.assertFalse([n for n in self.names if n.startswith("tests/")])

@@ -355,6 +355,10 @@ def delete_job(job: ClusteringJob) -> None:
         raise JobError(
             f"Job {job.pk} is {job.get_status_display()}: cancel it before deleting it."
         )
+    from .thumbnails import delete_thumbnails
+
     if job.is_published:
         unpublish(job)
+    pk = job.pk
     job.delete()
+    transaction.on_commit(lambda: delete_thumbnails(pk))

@@ -24,7 +24,7 @@ from plom_server.Papers.services import SpecificationService
 
 from ..conf import clustering_settings
 from ..models import AnswerCluster, AnswerMembership, ClusteringJob, PublishedTagLink
-from .jobs import JobError
+from .errors import JobError, StaleEdit
 
 TaskTagLink = MarkingTaskTag.task.through
 _UNSAFE = re.compile(r"[^\w\-+:;.]+")
@@ -107,7 +107,11 @@ def _tag_by_text(text: str, user: User | None) -> tuple[MarkingTaskTag, bool]:
 
 
 def publish(
-    job: ClusteringJob, user: User | None = None, *, priority: bool = False
+    job: ClusteringJob,
+    user: User | None = None,
+    *,
+    priority: bool = False,
+    revision: int | None = None,
 ) -> PublishPlan:
     """Tag each cluster's marking tasks; optionally order marking cluster by cluster.
 
@@ -120,12 +124,16 @@ def publish(
         user: recorded as the creator of new tags.
         priority: also raise the marking priority of clustered tasks so that the
             largest cluster's papers are handed out first, one cluster after another.
+        revision: the groups' revision the publisher saw; publishing anything else is
+            refused with :class:`StaleEdit`.
 
     Returns:
         The tags written and the tasks they went on.
     """
     with transaction.atomic():
         job = ClusteringJob.objects.select_for_update().get(pk=job.pk)
+        if revision is not None and int(revision) != job.revision:
+            raise StaleEdit()
         others = ClusteringJob.objects.filter(
             question_index=job.question_index,
             version=job.version,

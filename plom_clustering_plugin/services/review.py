@@ -18,7 +18,19 @@ from plom_server.Base.models import HueyTaskTracker
 
 from ..ml.clustering import cluster_embeddings
 from ..models import AnswerCluster, AnswerMembership, ClusteringJob
-from .jobs import JobError
+from .errors import JobError, StaleEdit
+
+__all__ = [
+    "JobError",
+    "StaleEdit",
+    "accept_suggestions",
+    "merge",
+    "move",
+    "rename",
+    "reset",
+    "split",
+    "to_bin",
+]
 
 #: Answers that have an image and can therefore be placed in a cluster.
 PLACEABLE = (
@@ -26,10 +38,6 @@ PLACEABLE = (
     AnswerMembership.LOW_CONFIDENCE,
     AnswerMembership.BLANK,
 )
-
-
-class StaleEdit(JobError):
-    """Someone else changed the groups since the editor loaded them."""
 
 
 def _lock(job_pk: int, revision: int | None) -> ClusteringJob:
@@ -40,10 +48,7 @@ def _lock(job_pk: int, revision: int | None) -> ClusteringJob:
     if job.status != HueyTaskTracker.COMPLETE:
         raise JobError(f"Job {job_pk} is {job.get_status_display()}: nothing to edit.")
     if revision is not None and int(revision) != job.revision:
-        raise StaleEdit(
-            "Someone else changed these groups since you loaded the page; nothing was"
-            " changed. Reload to see their changes, then try again."
-        )
+        raise StaleEdit()
     return job
 
 
