@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -51,6 +52,8 @@ def start_web_server(base: Path, port: int) -> subprocess.Popen:
 
 def stop(processes: list[subprocess.Popen], timeout: float = 10.0) -> None:
     """Terminate the processes, then kill what is still running after ``timeout``."""
+    # A second Ctrl-C while shutting down must not leave orphans behind.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     for process in processes:
         if process.poll() is None:
             process.terminate()
