@@ -1,0 +1,144 @@
+# SPDX-License-Identifier: AGPL-3.0-or-later
+"""Benchmark the clustering stages on this machine.
+
+Usage::
+
+    python -m plom_clustering_plugin.benchmark [--json OUT] [--quick]
+
+Measures preprocessing and embedding throughput (batch 1, as upstream Plom runs, and
+batched), clustering time and peak memory for N = 100, 1,000 and 10,000 synthetic
+embeddings (each in its own process, with a time and memory limit), and this
+process's peak RSS.  Uses only data it makes itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from .evaluation.cluster_scaling import CLUSTERERS, measure
+from .evaluation.throughput import measure_throughput
+
+#: Answers per question in the clustering runs.
+CLUSTER_SIZES = (100, 1_000, 10_000)
+#: Sizes run with ``--quick`` (the rest are reported as skipped).
+QUICK_SIZES = (100, 1_000)
+
+
+def measure_end_to_end() -> dict | None:
+    """End-to-end job time for N scanned papers in a Plom test database.
+
+    HOOK (lead): not implemented yet.  Fill in once the scanned-paper builder exists:
+    import Django lazily here (``django.setup()`` with the test settings), build N
+    scanned papers, time one clustering job from start to stored clusters, and return
+    ``{"papers": N, "seconds": ..., "peak_rss_mb": ...}``.  Returning None prints
+    "end-to-end: not measured yet".
+    """
+    return None
+
+
+def run_benchmark(args: argparse.Namespace) -> dict:
+    """Every measurement, as a JSON-ready dict."""
+    sizes = QUICK_SIZES if args.quick else CLUSTER_SIZES
+    clustering = []
+    for n in CLUSTER_SIZES:
+        for clusterer in CLUSTERERS:
+            if n not in sizes:
+                clustering.append(
+                    {
+                        "n": n,
+                        "dim": args.dim,
+                        "clusterer": clusterer,
+                        "status": "skipped (--quick)",
+                        "seconds": None,
+                        "k": None,
+                        "peak_rss_mb": None,
+                        "detail": "",
+                    }
+                )
+                continue
+            print(f"clustering N={n} with {clusterer} ...", file=sys.stderr)
+            clustering.append(
+                measure(
+                    n,
+                    args.dim,
+                    clusterer,
+                    timeout=args.timeout,
+                    memory_gb=args.memory_gb,
+                )
+            )
+    return {
+        "quick": args.quick,
+        "throughput": measure_throughput(32 if args.quick else 512),
+        "clustering": clustering,
+        "end_to_end": measure_end_to_end(),
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def format_benchmark(result: dict) -> str:
+    """Plain-text tables of a benchmark result."""
+    lines = ["throughput (crops per second, one process)"]
+    for row in result["throughput"]:
+        lines.append(
+            f"  {row['stage']:<16} {row['kind']:<4} {row['setting']:<28} "
+            f"{row['crops_per_second']:>10,.0f}"
+        )
+    lines.append(
+        f"clustering (synthetic L2-normalised embeddings, dim "
+        f"{result['clustering'][0]['dim']}; own process each)"
+    )
+    lines.append(
+        f"  {'clusterer':<13} {'N':>7}  {'status':<18} {'seconds':>8} {'k':>6} {'peak RSS MB':>12}"
+    )
+    for row in result["clustering"]:
+        seconds = f"{row['seconds']:.2f}" if row["seconds"] is not None else "-"
+        rss = f"{row['peak_rss_mb']:.0f}" if row["peak_rss_mb"] is not None else "-"
+        k = str(row["k"]) if row["k"] is not None else "-"
+        lines.append(
+            f"  {row['clusterer']:<13} {row['n']:>7,}  {row['status']:<18} {seconds:>8} {k:>6} {rss:>12}"
+            + (f"  ({row['detail']})" if row.get("detail") else "")
+        )
+    end = result["end_to_end"]
+    lines.append(
+        "end-to-end: not measured yet"
+        if end is None
+        else f"end-to-end: {end['papers']} papers in {end['seconds']:.1f} s"
+    )
+    lines.append(f"peak RSS of this process: {result['peak_rss_mb']:.0f} MB")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the benchmark, print the tables, write JSON; 0 on success."""
+    parser = argparse.ArgumentParser(
+        prog="python -m plom_clustering_plugin.benchmark",
+        description=__doc__.split("\n")[0],
+    )
+    parser.add_argument("--json", help="write the result here")
+    parser.add_argument(
+        "--quick", action="store_true", help="small runs, skip N=10,000"
+    )
+    parser.add_argument("--dim", type=int, default=128, help="embedding size (128)")
+    parser.add_argument(
+        "--timeout", type=float, default=300.0, help="per clustering run, s"
+    )
+    parser.add_argument(
+        "--memory-gb", type=float, default=8.0, help="per clustering run"
+    )
+    args = parser.parse_args(argv)
+    result = run_benchmark(args)
+    print(format_benchmark(result))
+    if args.json:
+        Path(args.json).write_text(
+            json.dumps(result, indent=1) + "\n", encoding="utf-8"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,94 @@
+# SPDX-License-Identifier: AGPL-3.0-or-later
+r"""Evaluate clustering methods on a folder of labelled handwriting.
+
+Usage::
+
+    python -m plom_clustering_plugin.evaluate --kind hme --data DIR \
+        [--protocol all|top50|exam ...] [--method NAME ...] [--scanify] \
+        [--json OUT] [--seed N] [--limit-questions N] [--max-answers N]
+
+``DIR`` holds ``labels.csv`` (columns ``image`` and ``latex`` or ``label``) and the
+images.  See ``docs/evaluation.md`` for the protocols and metrics.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from collections.abc import Sequence
+
+from .evaluation.datasets import load_dataset
+from .evaluation.methods import METHODS
+from .evaluation.report import format_tables, write_json
+from .evaluation.runner import PROTOCOLS, RunConfig, evaluate
+
+COMMAND = ("python", "-m", "plom_clustering_plugin.evaluate")
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    """The command line, checked."""
+    parser = argparse.ArgumentParser(
+        prog=" ".join(COMMAND), description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--kind", required=True, choices=("hme", "mcq"))
+    parser.add_argument("--data", required=True, help="folder holding labels.csv")
+    parser.add_argument(
+        "--protocol",
+        nargs="+",
+        default=list(PROTOCOLS),
+        choices=(*PROTOCOLS, "every"),
+        help="one or more; 'every' = all top50 exam (the default)",
+    )
+    parser.add_argument(
+        "--method",
+        nargs="+",
+        default=list(METHODS),
+        help=f"NAME or NAME@EMBEDDER; default: {' '.join(METHODS)}",
+    )
+    parser.add_argument(
+        "--scanify", action="store_true", help="make crops look scanned"
+    )
+    parser.add_argument("--json", help="also write the full result here")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--limit-questions", type=int, help="only the first N exam questions"
+    )
+    parser.add_argument(
+        "--max-answers",
+        type=int,
+        help="stratified sample of all/top50 down to about N answers",
+    )
+    args = parser.parse_args(argv)
+    if "every" in args.protocol:
+        args.protocol = list(PROTOCOLS)
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the evaluation, print the tables, optionally write JSON; 0 on success."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parse_args(argv)
+    try:
+        dataset = load_dataset(args.data, args.kind)
+        config = RunConfig(
+            protocols=list(dict.fromkeys(args.protocol)),
+            methods=list(dict.fromkeys(args.method)),
+            scanify=args.scanify,
+            seed=args.seed,
+            limit_questions=args.limit_questions,
+            max_answers=args.max_answers,
+            extra={"command": shlex.join([*COMMAND, *argv])},
+        )
+        run = evaluate(dataset, config)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(format_tables(run))
+    if args.json:
+        write_json(run, args.json)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,159 @@
+# SPDX-License-Identifier: AGPL-3.0-or-later
+"""After training: calibrate on the training split, score validation, write the entry.
+
+Everything here runs the exported ONNX file through :class:`~..ml.hme.HmeEmbedder`, the
+way the plugin will, so the figures describe the shipped file, not the torch model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ..evaluation.scanify import LAYOUTS, blank_reference, scanify
+from ..ml.hme import HmeEmbedder
+from ..ml.preprocess import PreparedCrop, prepare
+from . import hme_data, hme_export, hme_validate
+from .hme_augment import augment
+
+#: Training images embedded (augmented, as unseen writers) for the calibration.
+CALIBRATION_IMAGES = 1500
+
+
+def _crops(paths: list[Path], scan: bool, seed: int) -> list[PreparedCrop]:
+    """Prepared crops of images, clean or through the harness's scan simulation."""
+    rng = np.random.default_rng(seed)
+    layout = LAYOUTS["hme"]
+    reference = blank_reference(layout) if scan else None
+    crops = []
+    for path in paths:
+        gray = np.asarray(Image.open(path).convert("L"))
+        crops.append(prepare(scanify(gray, layout, rng) if scan else gray, reference))
+    return crops
+
+
+def _calibration_vectors(embedder, train: hme_data.HmeSet, seed: int):
+    """Embeddings of augmented training images, and their LaTeX."""
+    rng = np.random.default_rng([seed, 7])
+    rows = np.sort(rng.choice(len(train), min(CALIBRATION_IMAGES, len(train)), False))
+    gen = torch.Generator().manual_seed(seed)
+    x = augment(torch.from_numpy(train.canvases[rows]).float().div(255)[:, None], gen)
+    session = embedder.session
+    vectors = np.concatenate(
+        [
+            session.run(None, {hme_export.INPUT_NAME: x[s : s + 64].numpy()})[0]
+            for s in range(0, len(x), 64)
+        ]
+    )
+    return vectors, [train.latex[i] for i in rows]
+
+
+def _safe(function, *args, **kwargs):
+    try:
+        return function(*args, **kwargs)
+    except ValueError as err:  # too few repeated expressions (tiny data)
+        return {"skipped": str(err)}
+
+
+def throughput(embedder, crops: list[PreparedCrop]) -> float:
+    """Crops per second of batched ONNX embedding (preprocessing excluded)."""
+    sample = (crops * (256 // max(1, len(crops)) + 1))[:256]
+    embedder.embed(sample[:64])  # warm-up
+    tick = time.perf_counter()
+    embedder.embed(sample)
+    return round(len(sample) / (time.perf_counter() - tick), 1)
+
+
+def final_report(
+    onnx_path: Path,
+    args: argparse.Namespace,
+    *,
+    train: hme_data.HmeSet,
+    val: hme_data.HmeSet,
+    rows: list,
+    val_rows: list[int],
+    history: list[dict],
+    command: str,
+    extra: dict,
+) -> dict:
+    """Calibrate, validate, measure speed and write ``hme-symbols-v1.entry.json``."""
+    kwargs = dict(
+        command=command,
+        seed=args.seed,
+        training_data=(
+            f"crohme-dev (CROHME 2014 training subset, {len(rows)} images): "
+            + (
+                "all images"
+                if args.all_data
+                else f"{len(train)} images of {1 - args.val_share:.0%} of the"
+                " expressions (split by expression, seeded)"
+            )
+        ),
+        description=(
+            "HSC-style symbol class maps (2 input scales), sigmoid, max-pooled over the"
+            " image and a 3x7 grid, L2 per level; trained with symbol-presence BCE +"
+            " supervised contrastive loss"
+        ),
+    )
+    entry_path = hme_export.write_entry(
+        onnx_path,
+        hme_data.CANVAS,
+        metrics={},
+        same_answer_distance=0.08,
+        **kwargs,
+    )
+    embedder = HmeEmbedder.from_files(onnx_path, entry_path, threads=args.threads)
+    vectors, latex = _calibration_vectors(embedder, train, args.seed)
+    calibration = _safe(
+        hme_validate.calibrate,
+        vectors,
+        latex,
+        seed=args.seed,
+        count=3 if args.smoke else 20,
+    )
+    same = calibration.get("same_answer_distance", 0.08)
+    different = calibration.get("different_answer_distance", 0.5)
+    metrics: dict = {
+        "validation": (
+            "by-expression validation split of crohme-dev (20% of its expressions, never"
+            " trained on); dev-set figures, not the held-out acceptance set"
+        ),
+        "different_answer_distance": different,
+        "calibration_on_training_split": calibration,
+        "training": extra | {"history_tail": history[-3:]},
+    }
+    if val_rows:
+        paths = [rows[i][0] for i in val_rows]
+        for scan in (False,) if args.smoke else (False, True):
+            crops = _crops(paths, scan, args.seed)
+            vecs = embedder.embed(crops)
+            name = "val_scan" if scan else "val_clean"
+            metrics[name] = {
+                "true_k": _safe(hme_validate.true_k, vecs, val.latex, seed=args.seed),
+                "exam_auto_k": _safe(
+                    hme_validate.exam,
+                    vecs,
+                    val.latex,
+                    same,
+                    different,
+                    args.seed,
+                    count=3 if args.smoke else hme_validate.EXAM_COUNT,
+                ),
+            }
+        metrics["crops_per_second_2_threads"] = throughput(embedder, crops)
+    entry_path = hme_export.write_entry(
+        onnx_path,
+        hme_data.CANVAS,
+        metrics=metrics,
+        same_answer_distance=same,
+        **kwargs,
+    )
+    print(json.dumps(metrics, indent=1), flush=True)
+    print(f"wrote {entry_path}", flush=True)
+    return metrics

@@ -1,0 +1,274 @@
+# SPDX-License-Identifier: AGPL-3.0-or-later
+r"""Train the handwritten-math (HME) symbol model, export it to ONNX, validate it.
+
+Usage::
+
+    python -m plom_clustering_plugin.training.hme_train \
+        --data /work/shared/data/crohme-dev --out weights/ --seed 0 \
+        [--minutes N] [--epochs N] [--resume CKPT] [--all-data] [--smoke]
+
+The expressions of ``--data`` are split 80/20 BY EXPRESSION (seeded); the net learns
+symbol presence (BCE) plus a supervised-contrastive term that pulls two writings of one
+expression together (``hme_model``).  A checkpoint is written after every epoch to
+``--ckpt-dir``; ``--resume`` continues it, and ``--minutes`` stops a run early (it is
+still exported).  At the end the model is exported to ``<out>/hme-symbols-v1.onnx``, the
+clusterer's distances are calibrated on the training split, the validation split is
+scored (clean and scan-like), and ``hme-symbols-v1.entry.json`` is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from . import hme_data, hme_export, hme_tokens, hme_validate
+from .hme_augment import augment
+from .hme_model import HmeNet
+from .hme_report import final_report
+
+DEFAULT_CKPT_DIR = Path(
+    os.environ.get("HME_CKPT_DIR", Path.home() / ".cache" / "plom-hme-ckpt")
+)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """Command-line options."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", required=True, help="folder with labels.csv")
+    parser.add_argument("--out", required=True, help="folder for the ONNX + entry")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--epochs", type=int, default=60)
+    parser.add_argument("--minutes", type=float, default=110.0, help="wall-time cap")
+    parser.add_argument("--resume", help="checkpoint to continue from")
+    parser.add_argument("--ckpt-dir", default=str(DEFAULT_CKPT_DIR))
+    parser.add_argument("--val-share", type=float, default=0.2)
+    parser.add_argument("--all-data", action="store_true", help="train on every image")
+    parser.add_argument("--width", type=int, default=16)
+    parser.add_argument("--batch-pairs", type=int, default=32)
+    parser.add_argument("--lr", type=float, default=3e-3)
+    parser.add_argument("--bce", type=float, default=10.0, help="presence weight")
+    parser.add_argument("--supcon", type=float, default=0.5, help="contrastive weight")
+    parser.add_argument("--val-every", type=int, default=4, help="epochs")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--smoke", action="store_true", help="tiny run for CI")
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.epochs, args.width, args.batch_pairs, args.val_every = 2, 4, 4, 1
+    return args
+
+
+def supcon_loss(emb: torch.Tensor, group: torch.Tensor, tau: float = 0.1):
+    """Supervised contrastive loss: rows of one expression are each other's positives."""
+    sim = emb @ emb.T / tau
+    self_mask = torch.eye(len(emb), dtype=torch.bool)
+    sim = sim.masked_fill(self_mask, -1e9)
+    log_prob = sim - torch.logsumexp(sim, dim=1, keepdim=True)
+    positive = (group[:, None] == group[None, :]) & ~self_mask
+    count = positive.sum(1)
+    has = count > 0
+    mean_log = (log_prob * positive).sum(1)[has] / count[has]
+    return -mean_log.mean()
+
+
+def targets_of(latex: list[str], vocabulary: list[str]) -> np.ndarray:
+    """Multi-hot symbol presence ``(N, C)`` float32."""
+    out = np.zeros((len(latex), len(vocabulary)), np.float32)
+    for i, text in enumerate(latex):
+        out[i, hme_tokens.multi_hot(text, vocabulary)] = 1.0
+    return out
+
+
+def to_input(canvases: np.ndarray) -> torch.Tensor:
+    """uint8 canvases -> ``(N, 1, H, W)`` float ink in ``[0, 1]``."""
+    return torch.from_numpy(canvases).float().div_(255).unsqueeze(1)
+
+
+@torch.no_grad()
+def infer(net: HmeNet, canvases: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Presence probabilities and embeddings of clean canvases (bf16, for monitoring)."""
+    net.eval()
+    probs, embs = [], []
+    for start in range(0, len(canvases), 128):
+        x = to_input(canvases[start : start + 128])
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            logits, emb = net(x.contiguous(memory_format=torch.channels_last))
+        probs.append(torch.sigmoid(logits.float()).numpy())
+        embs.append(emb.float().numpy())
+    net.train()
+    return np.concatenate(probs), np.concatenate(embs)
+
+
+def monitor(net, val: hme_data.HmeSet, targets: np.ndarray, seed: int) -> dict:
+    """Symbol mAP and true-k clustering of the validation split."""
+    probs, embs = infer(net, val.canvases)
+    out = {"val_map": round(hme_validate.symbol_map(probs, targets), 4)}
+    try:
+        out |= hme_validate.true_k(embs, val.latex, seed=seed)
+    except ValueError as err:  # too few repeated expressions (smoke data)
+        out["true_k"] = f"skipped: {err}"
+    return out
+
+
+def save(path: Path, state: dict) -> None:
+    """Write a checkpoint atomically (a killed run never leaves half a file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    tmp.replace(path)
+
+
+def lr_factor(step: int, total: int) -> float:
+    """Linear warm-up over 3 % of the steps, then cosine decay to 2 %."""
+    warm = max(1, int(0.03 * total))
+    if step < warm:
+        return (step + 1) / warm
+    progress = min(1.0, (step - warm) / max(1, total - warm))
+    return 0.02 + 0.98 * 0.5 * (1 + np.cos(np.pi * progress))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Train, export, calibrate and validate; returns a process exit code."""
+    args = parse_args(argv)
+    started = time.monotonic()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    ckpt_dir = Path(args.ckpt_dir)
+    rows = hme_data.read_labels(args.data)
+    key = hashlib.sha1(
+        f"{Path(args.data).resolve()}:{len(rows)}:{hme_data.CANVAS}".encode()
+    ).hexdigest()[:12]
+    everything = hme_data.load_set(rows, ckpt_dir / f"canvases-{key}.npz")
+    latex = everything.latex
+    train_rows, val_rows = hme_data.split_by_expression(
+        latex, 0.0 if args.all_data else args.val_share, args.seed
+    )
+    train = subset(everything, train_rows)
+    val = subset(everything, val_rows)
+    state = torch.load(args.resume, weights_only=False) if args.resume else None
+    vocabulary = (
+        state["vocabulary"]
+        if state
+        else hme_tokens.build_vocabulary(train.latex, 1 if args.smoke else 3)
+    )
+    train_targets = torch.from_numpy(targets_of(train.latex, vocabulary))
+    val_targets = targets_of(val.latex, vocabulary)
+    print(
+        f"{len(train)} training images, {len(val)} validation images,"
+        f" {len(vocabulary)} symbol classes",
+        flush=True,
+    )
+
+    net = HmeNet(len(vocabulary), args.width).to(memory_format=torch.channels_last)
+    optimiser = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
+    steps_per_epoch = len(train) // args.batch_pairs
+    total = steps_per_epoch * args.epochs
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimiser, lambda s: lr_factor(s, total)
+    )
+    epoch, history = 0, []
+    if state:
+        net.load_state_dict(state["model"])
+        optimiser.load_state_dict(state["optimiser"])
+        scheduler.load_state_dict(state["scheduler"])
+        epoch, history = state["epoch"], state["history"]
+        print(f"resumed {args.resume} at epoch {epoch}", flush=True)
+
+    group = torch.from_numpy(train.group)
+    stopped_early = False
+    while epoch < args.epochs:
+        rng = np.random.default_rng([args.seed, epoch])
+        gen = torch.Generator().manual_seed(args.seed * 1000 + epoch)
+        tick, seen, losses, skipped = time.monotonic(), 0, [], 0
+        for batch in hme_data.pair_batches(train.group, args.batch_pairs, rng):
+            x = augment(to_input(train.canvases[batch]), gen)
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                logits, emb = net(x.contiguous(memory_format=torch.channels_last))
+            bce = F.binary_cross_entropy_with_logits(
+                logits.float(), train_targets[batch]
+            )
+            con = supcon_loss(emb.float(), group[batch])
+            loss = args.bce * bce + args.supcon * con
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            # max_norm=inf only measures: a non-finite step is skipped, never applied.
+            norm = torch.nn.utils.clip_grad_norm_(net.parameters(), float("inf"))
+            if torch.isfinite(loss) and torch.isfinite(norm):
+                optimiser.step()
+            else:
+                skipped += 1
+            scheduler.step()
+            seen += len(batch)
+            losses.append((bce.item(), con.item()))
+        epoch += 1
+        record = {
+            "epoch": epoch,
+            "bce": round(float(np.mean([b for b, _ in losses])), 4),
+            "supcon": round(float(np.mean([c for _, c in losses])), 4),
+            "img_per_s": round(seen / (time.monotonic() - tick), 1),
+            "skipped_steps": skipped,
+            "minutes": round((time.monotonic() - started) / 60, 1),
+        }
+        if len(val) and (epoch % args.val_every == 0 or epoch == args.epochs):
+            record |= monitor(net, val, val_targets, args.seed)
+        history.append(record)
+        print(json.dumps(record), flush=True)
+        save(
+            ckpt_dir / "last.pt",
+            {
+                "model": net.state_dict(),
+                "optimiser": optimiser.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "epoch": epoch,
+                "history": history,
+                "vocabulary": vocabulary,
+                "args": vars(args),
+            },
+        )
+        per_epoch = (time.monotonic() - started) / max(1, len(history))
+        if (time.monotonic() - started) / 60 + per_epoch / 60 > args.minutes:
+            stopped_early = epoch < args.epochs
+            print(f"time cap reached after epoch {epoch}", flush=True)
+            break
+
+    net.eval()
+    out = Path(args.out)
+    onnx_path = out / "hme-symbols-v1.onnx"
+    difference = hme_export.export_onnx(net, onnx_path, hme_data.CANVAS)
+    print(f"exported {onnx_path} (ORT vs torch max difference {difference:.1e})")
+    command = "python -m plom_clustering_plugin.training.hme_train " + shlex.join(
+        argv if argv is not None else sys.argv[1:]
+    )
+    final_report(
+        onnx_path,
+        args,
+        train=train,
+        val=val,
+        rows=rows,
+        val_rows=val_rows,
+        history=history,
+        command=command,
+        extra={"epochs": epoch, "stopped_early": stopped_early, "ort_diff": difference},
+    )
+    return 0
+
+
+def subset(data: hme_data.HmeSet, rows: list[int]) -> hme_data.HmeSet:
+    """The images at ``rows`` (expression indices renumbered)."""
+    latex = [data.latex[i] for i in rows]
+    names = {t: i for i, t in enumerate(sorted(set(latex)))}
+    group = np.array([names[t] for t in latex], np.int64)
+    return hme_data.HmeSet(data.canvases[rows], latex, group)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,109 @@
+# SPDX-License-Identifier: AGPL-3.0-or-later
+"""Validation and calibration of HME embeddings (numpy only, no torch).
+
+Embeddings are scored the way the project's evaluation harness scores methods (its
+protocols and metrics are reused): purity/NMI/ARI at the true k on the ``top50`` and
+``all`` protocols, and automatic k on simulated ``exam`` questions.  Calibration picks
+the clusterer's "surely same" / "surely different" distances on the TRAINING split.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from ..evaluation.baselines import kmeans_labels
+from ..evaluation.metrics import score_clustering
+from ..evaluation.protocols import all_classes, exam_questions, top_classes
+from ..ml.clustering import cluster_embeddings
+
+#: Candidate "surely the same answer" distances.
+SAME_GRID = (0.01, 0.02, 0.04, 0.06, 0.1)
+#: Candidate "surely different" distances.
+DIFFERENT_GRID = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
+#: Simulated exam questions per score.
+EXAM_COUNT = 40
+
+
+def symbol_map(scores: np.ndarray, targets: np.ndarray) -> float:
+    """Macro mean average precision of symbol presence over classes that occur."""
+    aps = []
+    for c in range(targets.shape[1]):
+        positive = targets[:, c] > 0
+        if not positive.any() or positive.all():
+            continue
+        order = np.argsort(-scores[:, c], kind="stable")
+        hits = positive[order]
+        precision = np.cumsum(hits) / np.arange(1, len(hits) + 1)
+        aps.append(float(precision[hits].mean()))
+    return float(np.mean(aps)) if aps else float("nan")
+
+
+def true_k(vectors: np.ndarray, latex: Sequence[str], seed: int = 0) -> dict:
+    """Purity, NMI and ARI of KMeans at the true k on ``top50`` and ``all``."""
+    out = {}
+    for question in (top_classes(latex, seed=seed), all_classes(latex, seed=seed)):
+        rows = question.indices
+        labels = kmeans_labels(vectors[rows], question.k_true, seed=seed, attempts=3)
+        scores = score_clustering(question.truth, labels)
+        out[question.name] = {
+            key: round(scores[key], 4) for key in ("purity", "nmi", "ari")
+        } | {"images": len(rows), "k": question.k_true}
+    return out
+
+
+def exam(
+    vectors: np.ndarray,
+    latex: Sequence[str],
+    same: float,
+    different: float,
+    seed: int = 0,
+    count: int = EXAM_COUNT,
+) -> dict:
+    """Mean ARI, purity and marking cost (and its ratio to ideal) with automatic k."""
+    rows = []
+    for question in exam_questions(latex, "hme", count=count, seed=seed):
+        found = cluster_embeddings(
+            vectors[question.indices],
+            same_answer_distance=same,
+            different_answer_distance=different,
+        )
+        scores = score_clustering(question.truth, found.labels)
+        rows.append(
+            (
+                scores["ari"],
+                scores["purity"],
+                scores["marking_cost"],
+                scores["marking_cost"] / scores["marking_cost_ideal"],
+                scores["k_found"] / scores["k_true"],
+            )
+        )
+    mean = np.mean(rows, axis=0)
+    names = ("ari", "purity", "marking_cost", "cost_vs_ideal", "k_found_vs_true")
+    return {name: round(float(v), 4) for name, v in zip(names, mean, strict=True)}
+
+
+def calibrate(
+    vectors: np.ndarray, latex: Sequence[str], seed: int = 0, count: int = 20
+) -> dict:
+    """The (same, different) distances with the best exam score on these answers.
+
+    Score: mean ARI minus the excess marking cost over ideal, so that neither merging
+    different answers nor splitting equal ones is free.
+    """
+    best = None
+    for same in SAME_GRID:
+        for different in DIFFERENT_GRID:
+            if different <= same:
+                continue
+            scores = exam(vectors, latex, same, different, seed=seed, count=count)
+            value = scores["ari"] - (scores["cost_vs_ideal"] - 1)
+            if best is None or value > best[0]:
+                best = (value, same, different, scores)
+    assert best is not None
+    return {
+        "same_answer_distance": best[1],
+        "different_answer_distance": best[2],
+        "train_exam": best[3],
+    }

@@ -1,0 +1,55 @@
+# SPDX-License-Identifier: AGPL-3.0-or-later
+import io
+import json
+import tempfile
+from contextlib import redirect_stderr, redirect_stdout
+from pathlib import Path
+
+from django.test import SimpleTestCase
+
+from plom_clustering_plugin import benchmark
+from plom_clustering_plugin.evaluation.cluster_scaling import measure
+from plom_clustering_plugin.evaluation.methods import EMBEDDERS
+
+
+class BenchmarkQuickTest(SimpleTestCase):
+    def test_quick_run_prints_and_writes_every_measurement(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            out_json = Path(tmp, "bench.json")
+            out = io.StringIO()
+            with redirect_stdout(out), redirect_stderr(io.StringIO()):
+                code = benchmark.main(["--quick", "--json", str(out_json)])
+            self.assertEqual(code, 0)
+            result = json.loads(out_json.read_text())
+        text = out.getvalue()
+        self.assertIn("end-to-end: not measured yet", text)
+        self.assertIn("peak RSS of this process", text)
+        self.assertIn("skipped (--quick)", text)
+        self.assertIsNone(result["end_to_end"])
+        self.assertGreater(result["peak_rss_mb"], 10)
+        for name in EMBEDDERS:
+            for kind in ("hme", "mcq"):
+                settings = {
+                    r["setting"]: r["crops_per_second"]
+                    for r in result["throughput"]
+                    if r["stage"] == f"embed {name}" and r["kind"] == kind
+                }
+                self.assertEqual(set(settings), {"batch 1", "batch 64"})
+                self.assertTrue(all(rate > 0 for rate in settings.values()))
+        self.assertTrue(any(r["stage"] == "preprocess" for r in result["throughput"]))
+        by_size = {(r["n"], r["clusterer"]): r for r in result["clustering"]}
+        for clusterer in ("project", "upstream-mcq"):
+            for n in (100, 1000):
+                row = by_size[(n, clusterer)]
+                self.assertEqual(row["status"], "ok", row)
+                self.assertGreater(row["k"], 1)
+                self.assertGreater(row["peak_rss_mb"], 10)
+            self.assertEqual(
+                by_size[(10_000, clusterer)]["status"], "skipped (--quick)"
+            )
+
+    def test_a_run_over_its_time_limit_is_reported_not_raised(self):
+        row = measure(2_000, 32, "project", timeout=0.2)
+        self.assertEqual(row["status"], "timeout")
+        self.assertIsNone(row["seconds"])
+        self.assertIn("killed after", row["detail"])

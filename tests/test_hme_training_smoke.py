@@ -1,0 +1,111 @@
+# SPDX-License-Identifier: AGPL-3.0-or-later
+"""The HME training CLI end to end on a tiny labels.csv folder it writes itself."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import io
+import tempfile
+import time
+from contextlib import redirect_stdout
+from importlib import resources
+from pathlib import Path
+from unittest import skipIf
+
+import numpy as np
+from django.test import SimpleTestCase
+from PIL import Image
+
+from tests.test_hme import render_expression
+
+NO_TORCH = importlib.util.find_spec("torch") is None
+#: Repeated expressions (LaTeX, drawn text, exponent) and one-offs.
+REPEATED = [
+    ("x + 1 = 5", "x+1=5", ""),
+    ("3 y - 2", "3y-2", ""),
+    ("( a + b ) ^ { 3 }", "(a+b)", "3"),
+    ("7 / 4 < 9", "7/4<9", ""),
+    ("2 x = 8", "2x=8", ""),
+]
+ONE_OFFS = [("y - 4", "y-4"), ("b + 6 = a", "b+6=a"), ("9 x", "9x")]
+
+
+def write_dataset(folder: Path) -> None:
+    """A crohme-dev-like folder: ``labels.csv`` + 256x256 PNGs, six "writers" each."""
+    fonts = sorted(
+        str(p)
+        for p in resources.files("plom.create.fonts").iterdir()
+        if p.name.endswith(".ttf")
+    )
+    rng = np.random.default_rng(0)
+    (folder / "images").mkdir(parents=True)
+    rows = []
+    items = [(latex, text, sup, fonts) for latex, text, sup in REPEATED]
+    items += [(latex, text, "", fonts[:1]) for latex, text in ONE_OFFS]
+    for latex, text, sup, writers in items:
+        for font in writers:
+            drawn = Image.fromarray(render_expression(text, sup, font, rng))
+            image = Image.new("L", (256, 256), 255)
+            image.paste(drawn.resize((256, 86)), (0, 85))
+            name = f"images/{len(rows):03d}.png"
+            image.save(folder / name)
+            rows.append({"image": name, "latex": latex, "collection": "test"})
+    with open(folder / "labels.csv", "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, ["image", "latex", "collection"])
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+@skipIf(NO_TORCH, "torch is not installed (pip install torch==2.13.0)")
+class HmeTrainingSmokeTests(SimpleTestCase):
+    def test_smoke_run_trains_exports_and_resumes(self):
+        import onnxruntime as ort
+
+        from plom_clustering_plugin.ml.hme import HmeEmbedder, read_entry
+        from plom_clustering_plugin.ml.preprocess import prepare
+        from plom_clustering_plugin.training import hme_train
+
+        with tempfile.TemporaryDirectory() as tmp:
+            root = Path(tmp)
+            write_dataset(root / "data")
+            common = ["--data", str(root / "data"), "--out", str(root / "out")]
+            common += ["--ckpt-dir", str(root / "ckpt"), "--seed", "0", "--smoke"]
+            # CPU time, not wall time: CI machines are shared and the budget is ours.
+            started = time.process_time()
+            with redirect_stdout(io.StringIO()):
+                self.assertEqual(hme_train.main(common), 0)
+            self.assertLess(time.process_time() - started, 60)
+            onnx_path = root / "out" / "hme-symbols-v1.onnx"
+            entry_path = root / "out" / "hme-symbols-v1.entry.json"
+            checkpoint = root / "ckpt" / "last.pt"
+            self.assertTrue(checkpoint.exists())
+
+            entry = read_entry(entry_path)
+            self.assertEqual((entry.name, entry.version), ("hme-symbols", "1"))
+            self.assertEqual(entry.output.meaning, "embedding")
+            self.assertIn("CC BY-NC-SA", entry.licence)
+            self.assertIn("--smoke", entry.training_command)
+            session = ort.InferenceSession(
+                str(onnx_path), providers=["CPUExecutionProvider"]
+            )
+            ink = np.zeros((3, 1, *entry.input.canvas), np.float32)
+            ink[:, :, 40:50, 100:300] = 1.0
+            out = session.run(None, {entry.input.name: ink})[0]
+            self.assertEqual(out.shape[0], 3)
+            np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, atol=1e-5)
+
+            gray = np.asarray(Image.open(root / "data" / "images" / "000.png"))
+            vectors = HmeEmbedder.from_files(onnx_path, entry_path).embed(
+                [prepare(gray)]
+            )
+            self.assertEqual(vectors.shape, (1, out.shape[1]))
+
+            # Resuming a finished run skips training and exports the same weights.
+            first = onnx_path.read_bytes()
+            resume = [*common, "--resume", str(checkpoint)]
+            with redirect_stdout(io.StringIO()) as log:
+                self.assertEqual(hme_train.main(resume), 0)
+            self.assertIn("resumed", log.getvalue())
+            self.assertEqual(read_entry(entry_path).seed, 0)
+            self.assertEqual(len(onnx_path.read_bytes()), len(first))
