@@ -28,6 +28,13 @@ for _queue in DJANGO_HUEY["queues"].values():
 
 TEST_RUNNER = "tests.runner.CountingRunner"
 
+# The released weights come through the real download path, from the checkout's
+# weights/ folder (a local mirror), into a cache of this run.
+PLOM_CLUSTERING_WEIGHTS_URL = (
+    Path(__file__).resolve().parent.parent / "weights"
+).as_uri()
+PLOM_CLUSTERING_MODEL_DIR = str(Path(os.environ["PLOM_BASE_DIR"], "model_cache"))
+
 # Plom logs every Huey step at DEBUG: keep test output readable.
 LOGGING = {
     "version": 1,

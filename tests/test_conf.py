@@ -20,6 +20,7 @@ def check_ids():
 
 
 class SettingsTest(SimpleTestCase):
+    @override_settings(PLOM_CLUSTERING_WEIGHTS_URL=None, PLOM_CLUSTERING_MODEL_DIR=None)
     def test_defaults(self):
         for name, (default, _) in DEFAULTS.items():
             with self.subTest(name=name):
@@ -50,7 +51,9 @@ class SettingsTest(SimpleTestCase):
             _ = clustering_settings.NO_SUCH_THING
 
     def test_model_dir_defaults_inside_plom_model_cache(self):
-        with override_settings(PLOM_MODEL_CACHE="/srv/plom/model_cache"):
+        with override_settings(
+            PLOM_MODEL_CACHE="/srv/plom/model_cache", PLOM_CLUSTERING_MODEL_DIR=None
+        ):
             self.assertEqual(
                 clustering_settings.model_dir(),
                 Path("/srv/plom/model_cache/plom_clustering"),

@@ -31,6 +31,9 @@ def start_consumer(**env) -> subprocess.Popen:
         "DJANGO_SETTINGS_MODULE": "plom_clustering_plugin.settings",
         "PYTHONPATH": str(ROOT),
         "PLOM_HUEY_WORKERS": "1",
+        # The consumer fetches weights from the same local mirror into the same cache.
+        "PLOM_CLUSTERING_WEIGHTS_URL": settings.PLOM_CLUSTERING_WEIGHTS_URL,
+        "PLOM_CLUSTERING_MODEL_DIR": settings.PLOM_CLUSTERING_MODEL_DIR,
         **env,
     }
     return subprocess.Popen(

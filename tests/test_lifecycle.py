@@ -12,6 +12,7 @@ from plom_server.Base.services import Settings
 from plom_server.Mark.models import MarkingTask, MarkingTaskTag
 from plom_server.Mark.services import QuestionMarkingService
 
+from plom_clustering_plugin.ml.manifest import load_manifest
 from plom_clustering_plugin.models import (
     AnswerCluster,
     AnswerMembership,
@@ -59,7 +60,11 @@ class ThreeAnswersJobTest(TestCase):
         self.assertEqual(self.clusters_as_papers(job), partition(expected.values()))
         self.assertEqual(job.clusters.count(), 3)
         self.assertEqual((job.done, job.total), (20, 20))
-        self.assertEqual(job.model_name, "pixels")
+        entry = load_manifest().get_entry("hme-symbols")
+        self.assertEqual(
+            (job.model_name, job.model_version, job.model_sha256),
+            (entry.name, entry.version, entry.sha256),
+        )
         self.assertTrue(job.finished)
         self.assertEqual(job.message, "3 groups")
 
@@ -166,7 +171,7 @@ class ThreeAnswersJobTest(TestCase):
             )
         )
         newer = jobs.start_job(
-            question_index=1, version=1, rect=self.exam.answer_rects[1], kind="mcq"
+            question_index=1, version=1, rect=self.exam.answer_rects[1], kind="hme"
         )
         self.assertEqual(newer.status, HueyTaskTracker.COMPLETE)
         after = list(

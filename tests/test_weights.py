@@ -45,6 +45,7 @@ CONTENT = bytes(range(256)) * 1200
 ENV_NAMES = (weights.ENV_CACHE_DIR, weights.ENV_BASE_URL, weights.ENV_DOWNLOAD)
 
 
+@override_settings(PLOM_CLUSTERING_WEIGHTS_URL=None, PLOM_CLUSTERING_MODEL_DIR=None)
 class WeightsTestCase(SimpleTestCase):
     """A temp cache, a manifest with one model, and a local server that serves it."""
 

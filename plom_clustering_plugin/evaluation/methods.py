@@ -38,12 +38,39 @@ from .baselines import (
     upstream_sweep,
 )
 
+
 #: Embedders by name: ``factory(kind) -> Embedder``.  Register new ones here.
+def released(name: str) -> Callable[[str], Embedder]:
+    """A factory for a manifest model, fetched and verified as a job does.
+
+    The mirror is ``PLOM_CLUSTERING_WEIGHTS_URL``, else the checkout's ``weights/``.
+    """
+
+    def factory(kind: str) -> Embedder:
+        import os
+
+        from ..ml.manifest import load_manifest
+        from ..ml.released import checkout_weights, embedder_from_entry
+        from ..ml.weights import ensure_entry
+
+        entry = load_manifest().get_entry(name)
+        mirror = os.environ.get("PLOM_CLUSTERING_WEIGHTS_URL")
+        if not mirror and checkout_weights():
+            mirror = checkout_weights().as_uri()
+        return embedder_from_entry(
+            entry, ensure_entry(entry, base_url=mirror), threads=2
+        )
+
+    return factory
+
+
 EMBEDDERS: dict[str, Callable[[str], Embedder]] = {
     "pixels": lambda kind: PixelEmbedder(),
+    "mcq-letters": released("mcq-letters"),
+    "hme-symbols": released("hme-symbols"),
 }
 #: The embedder plain ``pipeline`` and ``upstream-plom`` use, per kind.
-DEFAULT_EMBEDDER = {"hme": "pixels", "mcq": "pixels"}
+DEFAULT_EMBEDDER = {"hme": "hme-symbols", "mcq": "mcq-letters"}
 #: Pixel canvas (height, width) of the PCA baseline, per kind.
 PCA_CANVAS = {"hme": (32, 96), "mcq": (32, 32)}
 #: Crops per ``embed`` call when a method embeds outside the pipeline.
@@ -177,7 +204,11 @@ class PipelineMethod:
     ) -> Clustered:
         """Cluster one question's crops."""
         if k is None:
-            pipeline = Pipeline(self.embedder, reference=reference)
+            pipeline = Pipeline(
+                self.embedder,
+                reference=reference,
+                review_confidence=getattr(self.embedder, "review_confidence", 0.5),
+            )
             for i, crop in enumerate(crops):
                 pipeline.add(i, crop)
             return labels_from_pipeline(pipeline.finish(), len(crops))

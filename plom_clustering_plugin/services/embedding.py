@@ -67,11 +67,14 @@ def embedder_for(
     entry = model_entry_for(kind)
     if entry is None:
         return PixelEmbedder()
-    from ..weights_django import load_onnx_embedder
+    from ..ml.released import embedder_from_entry
+    from ..ml.weights import ensure_entry
+    from ..weights_django import weights_options
 
-    return load_onnx_embedder(
-        entry.name,
-        entry.version,
-        manifest=clustering_settings.MANIFEST,
-        progress=progress,
+    path = ensure_entry(entry, progress=progress, **weights_options())
+    return embedder_from_entry(
+        entry,
+        path,
+        threads=clustering_settings.ONNX_THREADS,
+        batch_size=clustering_settings.BATCH_SIZE,
     )

@@ -211,7 +211,10 @@ def _compute(job: ClusteringJob) -> tuple[PipelineResult, dict[int, Any]]:
     pipeline = Pipeline(
         embedder,
         reference=source.reference_crop(),
-        review_confidence=clustering_settings.REVIEW_CONFIDENCE,
+        # A model calibrated its own unsure threshold; the setting covers the others.
+        review_confidence=getattr(
+            embedder, "review_confidence", clustering_settings.REVIEW_CONFIDENCE
+        ),
         batch_size=clustering_settings.BATCH_SIZE,
         progress=progress,
     )
