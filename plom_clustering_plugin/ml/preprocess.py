@@ -78,8 +78,24 @@ def ink_map(image: np.ndarray) -> np.ndarray:
     return np.clip(ink, 0.0, 1.0).astype(np.float32)
 
 
+#: The last reference seen, its crop shape and its mask: a question's crops all share
+#: one reference, so the mask is computed once per question rather than once per crop.
+_last_template: tuple[np.ndarray, tuple[int, int], np.ndarray] | None = None
+
+
 def template_mask(reference: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """Pixels covered (after dilation) by printed ink of the blank reference crop."""
+    global _last_template
+    cached = _last_template
+    if cached is not None and cached[0] is reference and cached[1] == shape:
+        return cached[2]
+    mask = _compute_template_mask(reference, shape)
+    mask.flags.writeable = False  # shared between calls
+    _last_template = (reference, shape, mask)
+    return mask
+
+
+def _compute_template_mask(reference: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     ref_ink = ink_map(reference)
     if ref_ink.shape != shape:
         resized = Image.fromarray((ref_ink * 255).astype(np.uint8)).resize(
