@@ -3,12 +3,14 @@
 
 Usage::
 
-    python -m plom_clustering_plugin.benchmark [--json OUT] [--quick]
+    python -m plom_clustering_plugin.benchmark [--json OUT] [--quick] [--papers N ...]
 
 Measures preprocessing and embedding throughput (batch 1, as upstream Plom runs, and
 batched), clustering time and peak memory for N = 100, 1,000 and 10,000 synthetic
-embeddings (each in its own process, with a time and memory limit), and this
-process's peak RSS.  Uses only data it makes itself.
+embeddings (each in its own process, with a time and memory limit), the end-to-end
+job time for N = 50 and 500 really scanned papers in a throwaway Plom database (each
+N in its own process, see :mod:`.evaluation.end_to_end`), and this process's peak
+RSS.  Uses only data it makes itself.
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import subprocess
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -27,18 +31,44 @@ from .evaluation.throughput import measure_throughput
 CLUSTER_SIZES = (100, 1_000, 10_000)
 #: Sizes run with ``--quick`` (the rest are reported as skipped).
 QUICK_SIZES = (100, 1_000)
+#: Scanned papers in the end-to-end runs (``--quick``: a handful).
+PAPERS = (50, 500)
+QUICK_PAPERS = (4,)
 
 
-def measure_end_to_end() -> dict | None:
-    """End-to-end job time for N scanned papers in a Plom test database.
+def measure_end_to_end(papers: int, timeout: float) -> dict:
+    """One end-to-end run in its own process (it sets up Django for its own database).
 
-    HOOK (lead): not implemented yet.  Fill in once the scanned-paper builder exists:
-    import Django lazily here (``django.setup()`` with the test settings), build N
-    scanned papers, time one clustering job from start to stored clusters, and return
-    ``{"papers": N, "seconds": ..., "peak_rss_mb": ...}``.  Returning None prints
-    "end-to-end: not measured yet".
+    Returns the child's JSON result, or ``{"papers": N, "error": ...}`` when it failed
+    or ran out of time: a finding to print, not a crash.
     """
-    return None
+    with tempfile.TemporaryDirectory(prefix="plom-clustering-e2e-") as tmp:
+        out = Path(tmp) / "result.json"
+        command = [
+            sys.executable,
+            "-m",
+            "plom_clustering_plugin.evaluation.end_to_end",
+            "--papers",
+            str(papers),
+            "--json",
+            str(out),
+        ]
+        try:
+            done = subprocess.run(
+                command, capture_output=True, text=True, timeout=timeout
+            )
+        except subprocess.TimeoutExpired:
+            return {"papers": papers, "error": f"killed after {timeout:.0f} s"}
+        if not out.exists():
+            tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
+            return {"papers": papers, "error": " / ".join(tail) or "no result"}
+        return json.loads(out.read_text(encoding="utf-8"))
+
+
+def _papers(args: argparse.Namespace) -> tuple[int, ...]:
+    if args.papers is not None:  # given, maybe empty: exactly those
+        return tuple(args.papers)
+    return QUICK_PAPERS if args.quick else PAPERS
 
 
 def run_benchmark(args: argparse.Namespace) -> dict:
@@ -75,7 +105,7 @@ def run_benchmark(args: argparse.Namespace) -> dict:
         "quick": args.quick,
         "throughput": measure_throughput(32 if args.quick else 512),
         "clustering": clustering,
-        "end_to_end": measure_end_to_end(),
+        "end_to_end": [measure_end_to_end(n, args.e2e_timeout) for n in _papers(args)],
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
 
@@ -103,12 +133,21 @@ def format_benchmark(result: dict) -> str:
             f"  {row['clusterer']:<13} {row['n']:>7,}  {row['status']:<18} {seconds:>8} {k:>6} {rss:>12}"
             + (f"  ({row['detail']})" if row.get("detail") else "")
         )
-    end = result["end_to_end"]
-    lines.append(
-        "end-to-end: not measured yet"
-        if end is None
-        else f"end-to-end: {end['papers']} papers in {end['seconds']:.1f} s"
-    )
+    lines.append("end-to-end (scanned papers in a Plom database; warm model)")
+    for run in result["end_to_end"]:
+        if "error" in run:
+            lines.append(f"  N = {run['papers']:>5}: failed: {run['error']}")
+            continue
+        lines.append(
+            f"  N = {run['papers']:>5}: scanned and pushed in {run['build_seconds']} s,"
+            f" peak RSS {run['peak_rss_mb']:.0f} MB"
+        )
+        for job in run["jobs"]:
+            lines.append(
+                f"    Q{job['question']} {job['kind']:<4} {job['model']:<16}"
+                f" {job['status']:<9} {job['job_seconds']:>8.2f} s"
+                f" {job['papers_per_second']:>7.1f} papers/s"
+            )
     lines.append(f"peak RSS of this process: {result['peak_rss_mb']:.0f} MB")
     return "\n".join(lines)
 
@@ -129,6 +168,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument(
         "--memory-gb", type=float, default=8.0, help="per clustering run"
+    )
+    parser.add_argument(
+        "--papers",
+        type=int,
+        nargs="*",
+        help="end-to-end sizes (default 50 500; --quick: 4; none: skip)",
+    )
+    parser.add_argument(
+        "--e2e-timeout", type=float, default=3600.0, help="per end-to-end run, s"
     )
     args = parser.parse_args(argv)
     result = run_benchmark(args)

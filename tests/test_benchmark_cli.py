@@ -22,10 +22,16 @@ class BenchmarkQuickTest(SimpleTestCase):
             self.assertEqual(code, 0)
             result = json.loads(out_json.read_text())
         text = out.getvalue()
-        self.assertIn("end-to-end: not measured yet", text)
+        self.assertIn("end-to-end (scanned papers", text)
         self.assertIn("peak RSS of this process", text)
         self.assertIn("skipped (--quick)", text)
-        self.assertIsNone(result["end_to_end"])
+        (run,) = result["end_to_end"]
+        self.assertEqual(run["papers"], benchmark.QUICK_PAPERS[0], run)
+        self.assertEqual([j["kind"] for j in run["jobs"]], ["mcq", "hme"])
+        for job in run["jobs"]:
+            self.assertEqual(job["status"], "Complete", job)
+            self.assertEqual(job["answers_stored"], run["papers"])
+            self.assertGreater(job["job_seconds"], 0)
         self.assertGreater(result["peak_rss_mb"], 10)
         for name in EMBEDDERS:
             for kind in ("hme", "mcq"):

@@ -76,13 +76,13 @@ class HmeTrainingSmokeTests(SimpleTestCase):
             with redirect_stdout(io.StringIO()):
                 self.assertEqual(hme_train.main(common), 0)
             self.assertLess(time.process_time() - started, 60)
-            onnx_path = root / "out" / "hme-symbols-v1.onnx"
-            entry_path = root / "out" / "hme-symbols-v1.entry.json"
+            onnx_path = root / "out" / "hme-symbols-v2.onnx"
+            entry_path = root / "out" / "hme-symbols-v2.entry.json"
             checkpoint = root / "ckpt" / "last.pt"
             self.assertTrue(checkpoint.exists())
 
             entry = read_entry(entry_path)
-            self.assertEqual((entry.name, entry.version), ("hme-symbols", "1"))
+            self.assertEqual((entry.name, entry.version), ("hme-symbols", "2"))
             self.assertEqual(entry.output.meaning, "embedding")
             self.assertIn("CC BY-NC-SA", entry.licence)
             self.assertIn("--smoke", entry.training_command)
@@ -90,7 +90,7 @@ class HmeTrainingSmokeTests(SimpleTestCase):
                 str(onnx_path), providers=["CPUExecutionProvider"]
             )
             ink = np.zeros((3, 1, *entry.input.canvas), np.float32)
-            ink[:, :, 40:50, 100:300] = 1.0
+            ink[:, :, 20:30, 40:150] = 1.0
             out = session.run(None, {entry.input.name: ink})[0]
             self.assertEqual(out.shape[0], 3)
             np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, atol=1e-5)

@@ -8,6 +8,7 @@ from django.test import SimpleTestCase
 
 from plom_clustering_plugin.ml import manifest as manifest_module
 from plom_clustering_plugin.ml.manifest import (
+    DEFAULT_DIFFERENT_ANSWER_DISTANCE,
     ManifestError,
     UnknownModelError,
     get_entry,
@@ -108,6 +109,16 @@ class ManifestParsingTest(SimpleTestCase):
             ("metrics", [], "models[1].metrics must be an object"),
             ("licence", "", "models[1].licence must not be empty"),
             ("same_answer_distance", 3, "models[1].same_answer_distance must be in"),
+            (
+                "different_answer_distance",
+                "far",
+                "models[1].different_answer_distance must be a number",
+            ),
+            (
+                "different_answer_distance",
+                0.01,
+                "models[1].different_answer_distance must be larger than same",
+            ),
             ("sha265", "x", "models[1].sha265 is not a known field"),
             ("name", "Big Name", "models[1].name must be lower-case"),
         ]
@@ -119,6 +130,18 @@ class ManifestParsingTest(SimpleTestCase):
                     ManifestError, f"weights_manifest.json: {message}"
                 ):
                     self.load(entries)
+
+    def test_clusterer_distances_are_read_with_defaults(self):
+        entries = copy.deepcopy(self.entries)
+        entries[0]["same_answer_distance"] = 0.02
+        entries[0]["different_answer_distance"] = 0.35
+        parsed = self.load(entries)
+        self.assertEqual(parsed.models[0].same_answer_distance, 0.02)
+        self.assertEqual(parsed.models[0].different_answer_distance, 0.35)
+        self.assertEqual(
+            parsed.models[1].different_answer_distance,
+            DEFAULT_DIFFERENT_ANSWER_DISTANCE,
+        )
 
     def test_missing_field_is_named(self):
         entries = copy.deepcopy(self.entries)

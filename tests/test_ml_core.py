@@ -17,7 +17,7 @@ from plom_clustering_plugin.ml.pipeline import (
     OTHER,
     Pipeline,
 )
-from plom_clustering_plugin.ml.preprocess import prepare
+from plom_clustering_plugin.ml.preprocess import fit_to_canvas, prepare
 
 
 def answer_box(*, printed=True, mark=None, shift=(0, 0), noise=0.0, seed=0):
@@ -99,6 +99,33 @@ def blobs(centres, per_cluster, spread, seed=0, dim=32):
 
 def random_centres(k, seed=1, dim=32):
     return l2_normalise(np.random.default_rng(seed).normal(size=(k, dim)))
+
+
+class FitToCanvasTest(SimpleTestCase):
+    def test_matches_pillow_bilinear_resize_up_and_down(self):
+        # Models were trained on canvases made with Pillow: the matrix resize must
+        # give the same pixels, shrinking (antialiased) and enlarging alike.
+        rng = np.random.default_rng(3)
+        for h, w, height, width in [
+            (90, 37, 56, 56),
+            (5, 40, 64, 256),
+            (300, 700, 96, 384),
+        ]:
+            ink = rng.random((h, w)).astype(np.float32)
+            scale = min(height / h, width / w)
+            new_h = max(1, min(height, round(h * scale)))
+            new_w = max(1, min(width, round(w * scale)))
+            pillow = np.asarray(
+                Image.fromarray(ink, mode="F").resize((new_w, new_h), Image.BILINEAR)
+            )
+            canvas = fit_to_canvas(ink, height, width)
+            top, left = (height - new_h) // 2, (width - new_w) // 2
+            np.testing.assert_allclose(
+                canvas[top : top + new_h, left : left + new_w], pillow, atol=1e-5
+            )
+            self.assertEqual(
+                canvas.sum(), canvas[top : top + new_h, left : left + new_w].sum()
+            )
 
 
 class AutomaticKTest(SimpleTestCase):

@@ -15,6 +15,7 @@ from unittest import skipIf
 
 import numpy as np
 from django.test import SimpleTestCase
+from PIL import Image, ImageDraw
 
 from plom_clustering_plugin.ml.letters import LETTERS
 
@@ -39,9 +40,20 @@ SHAPES = {
 }
 
 
+def draw_letter(strokes: list) -> np.ndarray:
+    """A 64x64 black-on-white rendering, like letters-train's ``images64.npz``."""
+    image = Image.new("L", (64, 64), 255)
+    draw = ImageDraw.Draw(image)
+    for stroke in strokes:
+        points = [(12 + x * 0.13, 6 + y * 0.16) for x, y in stroke]
+        draw.line(points, fill=0, width=3)
+    return np.asarray(image)
+
+
 def write_pool(folder: Path, writers: int = 10) -> None:
-    """A letters-train-like ``strokes.jsonl.gz``: every class by every writer."""
+    """A letters-train-like pool: ``strokes.jsonl.gz`` and ``images64.npz``, row by row."""
     rng = np.random.default_rng(0)
+    images, labels = [], []
     with gzip.open(folder / "strokes.jsonl.gz", "wt", encoding="utf-8") as handle:
         for w in range(writers):
             for label, strokes in SHAPES.items():
@@ -60,6 +72,9 @@ def write_pool(folder: Path, writers: int = 10) -> None:
                     "strokes": drawn,
                 }
                 handle.write(json.dumps(record) + "\n")
+                images.append(draw_letter(drawn))
+                labels.append(label)
+    np.savez(folder / "images64.npz", images=np.stack(images), labels=np.array(labels))
 
 
 @skipIf(
@@ -88,7 +103,7 @@ class TrainingSmokeTest(SimpleTestCase):
                 self.assertEqual(letters_train.main(args), 0)
             self.assertLess(time.monotonic() - start, 60)
             self.assertIn("epoch 2/2", printed.getvalue())
-            model = tmp / "out" / "mcq-letters-v1.onnx"
+            model = tmp / "out" / "mcq-letters-v2.onnx"
             self.assertTrue(model.exists())
             self.assertTrue((tmp / "work" / "smoke" / "letters-checkpoint.pt").exists())
             log = json.loads((tmp / "out" / "letters-train-log.json").read_text())

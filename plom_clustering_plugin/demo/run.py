@@ -47,7 +47,8 @@ class DemoError(Exception):
     """A demo step failed; the message names the step."""
 
 
-def _prepare_folder(base: Path | None) -> Path:
+def prepare_folder(base: Path | None) -> Path:
+    """A fresh demo folder: a new temporary one, or ``base`` emptied if it was a demo's."""
     if base is None:
         return Path(tempfile.mkdtemp(prefix="plom-clustering-demo-"))
     if base.exists() and any(base.iterdir()):
@@ -60,7 +61,7 @@ def _prepare_folder(base: Path | None) -> Path:
     return base
 
 
-def _setup_django(base: Path) -> None:
+def setup_django(base: Path) -> None:
     """Point Plom at the demo folder (SQLite), start Django, create the database."""
     from .processes import demo_environment
 
@@ -136,10 +137,10 @@ def run(args) -> int:
     step = "preparing the folder"
     processes = []
     try:
-        base = _prepare_folder(args.dir)
+        base = prepare_folder(args.dir)
         print(f"Demo Plom server in {base}")
         step = "setting up Plom's database"
-        _setup_django(base)
+        setup_django(base)
         from ..models import AnswerMembership
         from ..services import jobs
         from .exam import build_scanned_exam, huey_immediately

@@ -2,9 +2,9 @@
 """The handwritten-math embedder: symbol maps pooled by region, compared by cosine.
 
 The ``hme-symbols`` ONNX graph does all the work (two input scales, sigmoid symbol maps,
-whole-image and 3x7 grid max pooling, L2 per level): its output is the embedding.  This
-class adds what the generic :class:`~.onnx_runtime.OnnxEmbedder` lacks: the calibrated
-"surely different" distance, read from the manifest entry's metrics.
+whole-image and 3x7 grid max pooling, L2 per level): its output is the embedding, and
+the entry's calibrated ``same_answer_distance`` / ``different_answer_distance`` tell the
+clusterer how to read it.  This class adds loading from a lone ``*.entry.json``.
 
 Example::
 
@@ -17,30 +17,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
-from .clustering import DIFFERENT_ANSWER_DISTANCE
 from .manifest import ModelEntry, parse_manifest
 from .onnx_runtime import OnnxEmbedder, load_session
 
 #: The manifest name of the model.
 MODEL_NAME = "hme-symbols"
-#: Where the calibrated "surely different" distance sits in the entry (the manifest
-#: schema has no field for it).
-DIFFERENT_KEY = "different_answer_distance"
 
 
 class HmeEmbedder(OnnxEmbedder):
     """An :class:`~.embedders.Embedder` for handwritten math expressions."""
-
-    def __init__(
-        self, entry: ModelEntry, session: Any, *, batch_size: int = 64
-    ) -> None:
-        """Wrap a loaded ``hme-symbols`` session (see :class:`OnnxEmbedder`)."""
-        super().__init__(entry, session, batch_size=batch_size)
-        self.different_answer_distance = float(
-            entry.metrics.get(DIFFERENT_KEY, DIFFERENT_ANSWER_DISTANCE)
-        )
 
     @classmethod
     def from_files(

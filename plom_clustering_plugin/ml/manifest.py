@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .clustering import DIFFERENT_ANSWER_DISTANCE
+
 #: The manifest schema versions this code understands.
 SUPPORTED_SCHEMA_VERSIONS = (1,)
 #: Where the packaged manifest lives (a symlink to the top-level file in a checkout).
@@ -25,6 +27,8 @@ DTYPES = ("float32", "float16", "float64")
 MEANINGS = ("probabilities", "logits", "embedding")
 INK_POLARITIES = ("white-on-black", "black-on-white")
 DEFAULT_SAME_ANSWER_DISTANCE = 0.1
+#: Cosine distance beyond which two answers are surely different, when an entry has none.
+DEFAULT_DIFFERENT_ANSWER_DISTANCE = DIFFERENT_ANSWER_DISTANCE
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
@@ -44,7 +48,7 @@ _REQUIRED = {
     "seed",
     "metrics",
 }
-_OPTIONAL = {"same_answer_distance", "description"}
+_OPTIONAL = {"same_answer_distance", "different_answer_distance", "description"}
 
 
 class ManifestError(ValueError):
@@ -123,6 +127,7 @@ class ModelEntry:
     seed: int | None
     metrics: dict[str, Any] = field(default_factory=dict)
     same_answer_distance: float = DEFAULT_SAME_ANSWER_DISTANCE
+    different_answer_distance: float = DEFAULT_DIFFERENT_ANSWER_DISTANCE
     description: str = ""
 
     @property
@@ -333,11 +338,13 @@ def _parse_entry(check: _Checker, where: str, raw: Any) -> ModelEntry:
     check.that(
         isinstance(raw["metrics"], dict), f"{where}.metrics", "must be an object"
     )
-    distance = check.number(
-        raw.get("same_answer_distance", DEFAULT_SAME_ANSWER_DISTANCE),
-        f"{where}.same_answer_distance",
+    distance = _distance(check, raw, "same_answer_distance", where)
+    different = _distance(check, raw, "different_answer_distance", where)
+    check.that(
+        distance < different,
+        f"{where}.different_answer_distance",
+        "must be larger than same_answer_distance",
     )
-    check.that(0 <= distance <= 2, f"{where}.same_answer_distance", "must be in [0, 2]")
     output = _parse_output(check, f"{where}.output", raw["output"])
     return ModelEntry(
         name=name,
@@ -354,8 +361,23 @@ def _parse_entry(check: _Checker, where: str, raw: Any) -> ModelEntry:
         seed=seed,
         metrics=dict(raw["metrics"]),
         same_answer_distance=distance,
+        different_answer_distance=different,
         description=_optional_text(check, raw, "description", where),
     )
+
+
+_DISTANCE_DEFAULTS = {
+    "same_answer_distance": DEFAULT_SAME_ANSWER_DISTANCE,
+    "different_answer_distance": DEFAULT_DIFFERENT_ANSWER_DISTANCE,
+}
+
+
+def _distance(check: _Checker, raw: dict, key: str, where: str) -> float:
+    value = check.number(raw.get(key, _DISTANCE_DEFAULTS[key]), f"{where}.{key}")
+    check.that(
+        0 <= value <= 2, f"{where}.{key}", "must be in [0, 2] (a cosine distance)"
+    )
+    return value
 
 
 def _optional_text(check: _Checker, raw: dict, key: str, where: str) -> str:

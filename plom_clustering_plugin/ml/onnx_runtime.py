@@ -187,6 +187,7 @@ class OnnxEmbedder:
         self.sha256: str | None = entry.sha256
         self.class_names = list(entry.output.labels) if entry.output.labels else None
         self.same_answer_distance = entry.same_answer_distance
+        self.different_answer_distance = entry.different_answer_distance
         self._output_name = session.get_outputs()[0].name
         self._dim: int | None = None
 

@@ -8,6 +8,7 @@ paper, so that they can be summed, resized and fed to a network without re-inver
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 from PIL import Image
@@ -158,11 +159,32 @@ def fit_to_canvas(ink: np.ndarray, height: int, width: int) -> np.ndarray:
     scale = min(height / h, width / w)
     new_h = max(1, min(height, round(h * scale)))
     new_w = max(1, min(width, round(w * scale)))
-    resized = Image.fromarray(ink.astype(np.float32), mode="F").resize(
-        (new_w, new_h), Image.BILINEAR
-    )
+    ink = np.asarray(ink, np.float32)
+    resized = resize_weights(h, new_h) @ ink @ resize_weights(w, new_w).T
     canvas = np.zeros((height, width), np.float32)
     top = (height - new_h) // 2
     left = (width - new_w) // 2
-    canvas[top : top + new_h, left : left + new_w] = np.asarray(resized)
+    canvas[top : top + new_h, left : left + new_w] = resized
     return canvas
+
+
+@lru_cache(maxsize=4096)
+def resize_weights(in_size: int, out_size: int) -> np.ndarray:
+    """``(out_size, in_size)`` matrix of Pillow's antialiased bilinear resampling.
+
+    The same triangle filter, widened by the reduction factor, and the same pixel
+    windows as ``Image.resize(..., BILINEAR)`` (within 3e-7 of it), as a matrix so that
+    a resize is two small matrix products: 5x faster than a round trip through Pillow,
+    which was a fifth of the letter model's time per crop.  Treat it as read-only.
+    """
+    scale = in_size / out_size
+    stretch = max(scale, 1.0)  # downscaling widens the filter: antialiasing
+    centres = (np.arange(out_size) + 0.5) * scale
+    first = np.maximum(np.trunc(centres - stretch + 0.5), 0)
+    stop = np.minimum(np.trunc(centres + stretch + 0.5), in_size)
+    x = np.arange(in_size)[None, :]
+    weights = np.maximum(0.0, 1.0 - np.abs((x - centres[:, None] + 0.5) / stretch))
+    weights[(x < first[:, None]) | (x >= stop[:, None])] = 0.0
+    total = weights.sum(axis=1, keepdims=True)
+    weights = np.divide(weights, total, out=np.zeros_like(weights), where=total > 0)
+    return weights.astype(np.float32)

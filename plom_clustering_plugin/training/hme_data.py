@@ -16,12 +16,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..ml.preprocess import fit_to_canvas, prepare
+from ..ml.preprocess import PreparedCrop, fit_to_canvas, prepare
 from .hme_tokens import canonical
 
-#: Canvas of the network: height, width (fit_to_canvas keeps the aspect ratio).  96x384
-#: trained at ~5 img/s on the shared 2 cores, 64x256 about 2.2x faster.
-CANVAS = (64, 256)
+#: Default canvas of the network: height, width (fit_to_canvas keeps the aspect ratio).
+#: v1 used 64x256; v2 96x384 (small symbols such as exponents keep a few pixels).
+CANVAS = (96, 384)
 
 
 @dataclass
@@ -63,24 +63,57 @@ def split_by_expression(
     return train, val
 
 
-def render(path: Path, canvas: tuple[int, int] = CANVAS) -> np.ndarray:
-    """One image as the run-time pipeline sees it, on the canvas, as uint8 ink."""
-    crop = prepare(np.asarray(Image.open(path).convert("L")))
+def to_canvas(crop: PreparedCrop, canvas: tuple[int, int]) -> np.ndarray:
+    """A prepared crop on the network's canvas, as uint8 ink (blank: all zero)."""
     if crop.is_blank:
         return np.zeros(canvas, np.uint8)
     ink = fit_to_canvas(crop.ink, *canvas)
     return np.round(np.clip(ink, 0, 1) * 255).astype(np.uint8)
 
 
-def load_set(rows: list[tuple[Path, str]], cache: Path | None = None) -> HmeSet:
-    """Render (or reload from ``cache``, an ``.npz``) the canvases of ``rows``."""
+def render(path: Path, canvas: tuple[int, int] = CANVAS) -> np.ndarray:
+    """One image as the run-time pipeline sees it, on the canvas, as uint8 ink."""
+    return to_canvas(prepare(np.asarray(Image.open(path).convert("L"))), canvas)
+
+
+def render_scanned(paths: list[Path], canvas: tuple[int, int], seed: int) -> np.ndarray:
+    """Images through the harness's scan simulation and template removal, as canvases.
+
+    Training on these teaches the net what a scanned answer box leaves behind (thick or
+    faint ink, blur, box-line remnants) instead of guessing it with torch augmentation.
+    """
+    from ..evaluation.scanify import LAYOUTS, blank_reference, scanify
+
+    rng = np.random.default_rng([seed, 31])
+    layout = LAYOUTS["hme"]
+    reference = blank_reference(layout)
+    out = []
+    for path in paths:
+        gray = np.asarray(Image.open(path).convert("L"))
+        out.append(to_canvas(prepare(scanify(gray, layout, rng), reference), canvas))
+    return np.stack(out)
+
+
+def cached(cache: Path | None, make) -> np.ndarray:
+    """``make()`` stored as ``cache`` (an ``.npz``) and reloaded when present."""
     if cache is not None and cache.exists():
-        canvases = np.load(cache)["canvases"]
-    else:
-        canvases = np.stack([render(path) for path, _ in rows])
-        if cache is not None:
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            np.savez(cache, canvases=canvases)
+        return np.load(cache)["canvases"]
+    canvases = make()
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_suffix(".tmp.npz")
+        np.savez(tmp, canvases=canvases)
+        tmp.replace(cache)
+    return canvases
+
+
+def load_set(
+    rows: list[tuple[Path, str]],
+    cache: Path | None = None,
+    canvas: tuple[int, int] = CANVAS,
+) -> HmeSet:
+    """Render (or reload from ``cache``, an ``.npz``) the canvases of ``rows``."""
+    canvases = cached(cache, lambda: np.stack([render(p, canvas) for p, _ in rows]))
     latex = [t for _, t in rows]
     names = {t: i for i, t in enumerate(sorted(set(latex)))}
     group = np.array([names[t] for t in latex], np.int64)

@@ -70,17 +70,19 @@ def write_entry(
     onnx_path: Path,
     canvas: tuple[int, int],
     *,
+    version: str,
     command: str,
     seed: int,
     training_data: str,
     metrics: dict,
     same_answer_distance: float,
+    different_answer_distance: float,
     description: str,
 ) -> Path:
     """Write ``<model>.entry.json`` next to the ONNX file, in the manifest's schema."""
     entry = {
         "name": "hme-symbols",
-        "version": "1",
+        "version": version,
         "file": onnx_path.name,
         "sha256": sha256_of(onnx_path),
         "size": onnx_path.stat().st_size,
@@ -106,6 +108,7 @@ def write_entry(
         "seed": seed,
         "metrics": metrics,
         "same_answer_distance": same_answer_distance,
+        "different_answer_distance": different_answer_distance,
         "description": description,
     }
     out = onnx_path.with_suffix(".entry.json")

@@ -82,8 +82,9 @@ def final_report(
     command: str,
     extra: dict,
 ) -> dict:
-    """Calibrate, validate, measure speed and write ``hme-symbols-v1.entry.json``."""
+    """Calibrate, validate, measure speed and write ``hme-symbols-v<N>.entry.json``."""
     kwargs = dict(
+        version=args.version,
         command=command,
         seed=args.seed,
         training_data=(
@@ -99,13 +100,19 @@ def final_report(
             "HSC-style symbol class maps (2 input scales), sigmoid, max-pooled over the"
             " image and a 3x7 grid, L2 per level; trained with symbol-presence BCE +"
             " supervised contrastive loss"
+            + (
+                f", {args.scan_share:.0%} of images scan-simulated"
+                if args.scan_share
+                else ""
+            )
         ),
     )
     entry_path = hme_export.write_entry(
         onnx_path,
-        hme_data.CANVAS,
+        args.canvas,
         metrics={},
         same_answer_distance=0.08,
+        different_answer_distance=0.5,
         **kwargs,
     )
     embedder = HmeEmbedder.from_files(onnx_path, entry_path, threads=args.threads)
@@ -124,7 +131,6 @@ def final_report(
             "by-expression validation split of crohme-dev (20% of its expressions, never"
             " trained on); dev-set figures, not the held-out acceptance set"
         ),
-        "different_answer_distance": different,
         "calibration_on_training_split": calibration,
         "training": extra | {"history_tail": history[-3:]},
     }
@@ -149,9 +155,10 @@ def final_report(
         metrics["crops_per_second_2_threads"] = throughput(embedder, crops)
     entry_path = hme_export.write_entry(
         onnx_path,
-        hme_data.CANVAS,
+        args.canvas,
         metrics=metrics,
         same_answer_distance=same,
+        different_answer_distance=different,
         **kwargs,
     )
     print(json.dumps(metrics, indent=1), flush=True)

@@ -5,15 +5,20 @@ Usage::
 
     python -m plom_clustering_plugin.training.hme_train \
         --data /work/shared/data/crohme-dev --out weights/ --seed 0 \
-        [--minutes N] [--epochs N] [--resume CKPT] [--all-data] [--smoke]
+        [--minutes N] [--epochs N] [--resume CKPT] [--all-data] [--smoke] \
+        [--canvas 96x384] [--scan-share 0.5] [--version 2] [--bf16 auto|on|off]
 
 The expressions of ``--data`` are split 80/20 BY EXPRESSION (seeded); the net learns
 symbol presence (BCE) plus a supervised-contrastive term that pulls two writings of one
 expression together (``hme_model``).  A checkpoint is written after every epoch to
 ``--ckpt-dir``; ``--resume`` continues it, and ``--minutes`` stops a run early (it is
-still exported).  At the end the model is exported to ``<out>/hme-symbols-v1.onnx``, the
-clusterer's distances are calibrated on the training split, the validation split is
-scored (clean and scan-like), and ``hme-symbols-v1.entry.json`` is written.
+still exported).  At the end the model is exported to ``<out>/hme-symbols-v<N>.onnx``,
+the clusterer's distances are calibrated on the training split, the validation split is
+scored (clean and scan-like), and ``hme-symbols-v<N>.entry.json`` is written.
+
+``--scan-share`` of each batch is drawn from a second copy of the training images that
+went through the evaluation harness's scan simulation and template removal, rendered
+once and cached next to the checkpoints.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ import torch
 from torch.nn import functional as F
 
 from . import hme_data, hme_export, hme_tokens, hme_validate
+from .cpu import use_bf16
 from .hme_augment import augment
 from .hme_model import HmeNet
 from .hme_report import final_report
@@ -60,11 +66,36 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--supcon", type=float, default=0.5, help="contrastive weight")
     parser.add_argument("--val-every", type=int, default=4, help="epochs")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--canvas", type=canvas_size, default=hme_data.CANVAS)
+    parser.add_argument("--version", default="2", help="model version to write")
+    parser.add_argument(
+        "--scan-share", type=float, default=0.5, help="share of scan-simulated images"
+    )
+    parser.add_argument(
+        "--bf16",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="bf16 autocast (auto: only where the CPU has native bf16)",
+    )
     parser.add_argument("--smoke", action="store_true", help="tiny run for CI")
     args = parser.parse_args(argv)
     if args.smoke:
         args.epochs, args.width, args.batch_pairs, args.val_every = 2, 4, 4, 1
+        args.canvas = (48, 192)
     return args
+
+
+def canvas_size(text: str) -> tuple[int, int]:
+    """``"96x384"`` -> ``(96, 384)`` (height, width; multiples of 16)."""
+    try:
+        height, width = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not HEIGHTxWIDTH") from None
+    if height % 16 or width % 16 or height <= 0 or width <= 0:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: both sides must be multiples of 16"
+        )
+    return height, width
 
 
 def supcon_loss(emb: torch.Tensor, group: torch.Tensor, tau: float = 0.1):
@@ -94,13 +125,15 @@ def to_input(canvases: np.ndarray) -> torch.Tensor:
 
 
 @torch.no_grad()
-def infer(net: HmeNet, canvases: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Presence probabilities and embeddings of clean canvases (bf16, for monitoring)."""
+def infer(
+    net: HmeNet, canvases: np.ndarray, bf16: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """Presence probabilities and embeddings of clean canvases (for monitoring)."""
     net.eval()
     probs, embs = [], []
     for start in range(0, len(canvases), 128):
         x = to_input(canvases[start : start + 128])
-        with torch.autocast("cpu", dtype=torch.bfloat16):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             logits, emb = net(x.contiguous(memory_format=torch.channels_last))
         probs.append(torch.sigmoid(logits.float()).numpy())
         embs.append(emb.float().numpy())
@@ -108,9 +141,11 @@ def infer(net: HmeNet, canvases: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(probs), np.concatenate(embs)
 
 
-def monitor(net, val: hme_data.HmeSet, targets: np.ndarray, seed: int) -> dict:
+def monitor(
+    net, val: hme_data.HmeSet, targets: np.ndarray, seed: int, bf16: bool
+) -> dict:
     """Symbol mAP and true-k clustering of the validation split."""
-    probs, embs = infer(net, val.canvases)
+    probs, embs = infer(net, val.canvases, bf16)
     out = {"val_map": round(hme_validate.symbol_map(probs, targets), 4)}
     try:
         out |= hme_validate.true_k(embs, val.latex, seed=seed)
@@ -144,16 +179,25 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(args.seed)
     ckpt_dir = Path(args.ckpt_dir)
     rows = hme_data.read_labels(args.data)
+    bf16 = use_bf16(args.bf16)
     key = hashlib.sha1(
-        f"{Path(args.data).resolve()}:{len(rows)}:{hme_data.CANVAS}".encode()
+        f"{Path(args.data).resolve()}:{len(rows)}:{args.canvas}".encode()
     ).hexdigest()[:12]
-    everything = hme_data.load_set(rows, ckpt_dir / f"canvases-{key}.npz")
+    everything = hme_data.load_set(rows, ckpt_dir / f"canvases-{key}.npz", args.canvas)
     latex = everything.latex
     train_rows, val_rows = hme_data.split_by_expression(
         latex, 0.0 if args.all_data else args.val_share, args.seed
     )
     train = subset(everything, train_rows)
     val = subset(everything, val_rows)
+    scanned = None
+    if args.scan_share > 0:
+        paths = [rows[i][0] for i in train_rows]
+        scanned = hme_data.cached(
+            ckpt_dir / f"scanned-{key}-{len(train_rows)}-s{args.seed}.npz",
+            lambda: hme_data.render_scanned(paths, args.canvas, args.seed),
+        )
+        print(f"{len(scanned)} scan-simulated training canvases", flush=True)
     state = torch.load(args.resume, weights_only=False) if args.resume else None
     vocabulary = (
         state["vocabulary"]
@@ -164,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     val_targets = targets_of(val.latex, vocabulary)
     print(
         f"{len(train)} training images, {len(val)} validation images,"
-        f" {len(vocabulary)} symbol classes",
+        f" {len(vocabulary)} symbol classes, canvas {args.canvas}, bf16 {bf16}",
         flush=True,
     )
 
@@ -190,8 +234,8 @@ def main(argv: list[str] | None = None) -> int:
         gen = torch.Generator().manual_seed(args.seed * 1000 + epoch)
         tick, seen, losses, skipped = time.monotonic(), 0, [], 0
         for batch in hme_data.pair_batches(train.group, args.batch_pairs, rng):
-            x = augment(to_input(train.canvases[batch]), gen)
-            with torch.autocast("cpu", dtype=torch.bfloat16):
+            x = augment(to_input(pick_canvases(train, scanned, batch, args, rng)), gen)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
                 logits, emb = net(x.contiguous(memory_format=torch.channels_last))
             bce = F.binary_cross_entropy_with_logits(
                 logits.float(), train_targets[batch]
@@ -219,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
             "minutes": round((time.monotonic() - started) / 60, 1),
         }
         if len(val) and (epoch % args.val_every == 0 or epoch == args.epochs):
-            record |= monitor(net, val, val_targets, args.seed)
+            record |= monitor(net, val, val_targets, args.seed, bf16)
         history.append(record)
         print(json.dumps(record), flush=True)
         save(
@@ -242,8 +286,8 @@ def main(argv: list[str] | None = None) -> int:
 
     net.eval()
     out = Path(args.out)
-    onnx_path = out / "hme-symbols-v1.onnx"
-    difference = hme_export.export_onnx(net, onnx_path, hme_data.CANVAS)
+    onnx_path = out / f"hme-symbols-v{args.version}.onnx"
+    difference = hme_export.export_onnx(net, onnx_path, args.canvas)
     print(f"exported {onnx_path} (ORT vs torch max difference {difference:.1e})")
     command = "python -m plom_clustering_plugin.training.hme_train " + shlex.join(
         argv if argv is not None else sys.argv[1:]
@@ -260,6 +304,22 @@ def main(argv: list[str] | None = None) -> int:
         extra={"epochs": epoch, "stopped_early": stopped_early, "ort_diff": difference},
     )
     return 0
+
+
+def pick_canvases(
+    train: hme_data.HmeSet,
+    scanned: np.ndarray | None,
+    batch: np.ndarray,
+    args: argparse.Namespace,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """The batch's canvases, each from the scan-simulated copy with ``scan_share``."""
+    canvases = train.canvases[batch]
+    if scanned is None:
+        return canvases
+    use_scan = rng.random(len(batch)) < args.scan_share
+    canvases[use_scan] = scanned[batch[use_scan]]
+    return canvases
 
 
 def subset(data: hme_data.HmeSet, rows: list[int]) -> hme_data.HmeSet:

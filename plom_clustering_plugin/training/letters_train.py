@@ -30,13 +30,14 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from .cpu import use_bf16
 from .letters_data import read_letters, split_by_writer
 from .letters_dataset import cached_set, images64_set
 from .letters_export import export_onnx
 from .letters_model import LetterNet, augment
 
 CHECKPOINT = "letters-checkpoint.pt"
-MODEL_FILE = "mcq-letters-v1.onnx"
+MODEL_FILE = "mcq-letters-v2.onnx"
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -51,19 +52,25 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="cache and checkpoint folder (keep it outside the repository)",
     )
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--epochs", type=int, default=24)
     parser.add_argument("--variants", type=int, default=2, help="boxes per letter")
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
     parser.add_argument("--processes", type=int, default=2, help="rendering processes")
-    parser.add_argument("--no-bf16", action="store_true", help="train in float32")
+    parser.add_argument(
+        "--bf16",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="bf16 autocast (auto: only where the CPU has native bf16)",
+    )
     parser.add_argument("--model-file", default=MODEL_FILE)
     parser.add_argument(
         "--source",
-        choices=("strokes", "images64"),
-        default="strokes",
-        help="strokes drawn into boxes (default) or the clean images64 (comparison)",
+        choices=("strokes", "images64", "both"),
+        default="both",
+        help="strokes drawn into cluttered boxes, the clean images64 of the same"
+        " training writers, or both (default)",
     )
     parser.add_argument("--smoke", action="store_true", help="tiny, fast run for CI")
     args = parser.parse_args(argv)
@@ -121,16 +128,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     source = f"{args.data.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
     data_id = hashlib.sha256(source.encode()).hexdigest()[:10]  # another pool, no reuse
     tag = f"{data_id}-s{args.seed}-v{args.variants}-n{len(train)}"
-    if args.source == "images64":  # comparison: clean pre-rendered letters only
-        x_train, y_train = images64_set(args.data, {x.writer for x in train})
-    else:
-        x_train, y_train = cached_set(
-            cache / f"train-{tag}.npz",
-            train,
-            args.variants,
-            args.seed,
-            processes=args.processes,
+    parts = []
+    if args.source in ("strokes", "both"):
+        parts.append(
+            cached_set(
+                cache / f"train-{tag}.npz",
+                train,
+                args.variants,
+                args.seed,
+                processes=args.processes,
+            )
         )
+    if args.source in ("images64", "both"):
+        # The tablet's own rendering of the same training writers: one more pen and
+        # scale, and the clean, centred look of letters with no box around them.
+        parts.append(images64_set(args.data, {x.writer for x in train}))
+    x_train = np.concatenate([x for x, _ in parts])
+    y_train = np.concatenate([y for _, y in parts])
     x_val, y_val = cached_set(
         cache / f"val-{data_id}-s{args.seed}-n{len(val)}.npz",
         val,
@@ -144,7 +158,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     steps = args.epochs * (len(x_train) // args.batch)
     optimiser = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=0.05)
     schedule = torch.optim.lr_scheduler.OneCycleLR(
-        optimiser, max_lr=args.lr, total_steps=max(steps, 1), pct_start=0.25
+        # OneCycle divides by its phase lengths: tiny (smoke) runs need a few steps.
+        optimiser,
+        max_lr=args.lr,
+        total_steps=max(steps, 10),
+        pct_start=0.25,
     )
     config = {
         k: str(v) for k, v in vars(args).items() if k not in ("threads", "processes")
@@ -163,7 +181,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             log(f"resumed after epoch {first_epoch}")
         else:
             log("checkpoint is from other settings: starting afresh")
-    bf16 = not args.no_bf16
+    bf16 = use_bf16(args.bf16)
+    log(f"bf16 autocast: {bf16}")
     train_start = time.monotonic()
     for epoch in range(first_epoch, args.epochs):
         net.train()

@@ -1,0 +1,33 @@
+# SPDX-License-Identifier: AGPL-3.0-or-later
+"""What the training CPU can do fast.
+
+bf16 autocast is 1.6-2.7x faster than float32 on CPUs with native bf16 instructions
+(AVX512-BF16 or AMX) and about 2x *slower* on CPUs without them, where torch emulates
+it: measured 75 vs 163 img/s on the HME net on an AVX-512 Xeon lacking both.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+def bf16_is_fast(cpuinfo: str | Path = "/proc/cpuinfo") -> bool:
+    """True when the CPU advertises native bf16 arithmetic (Linux; else False)."""
+    try:
+        text = Path(cpuinfo).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+    flags = set()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            flags.update(line.split(":", 1)[-1].split())
+    return any(flag in flags for flag in _BF16_FLAGS)
+
+
+def use_bf16(choice: str) -> bool:
+    """Resolve a ``--bf16 auto|on|off`` option."""
+    if choice == "auto":
+        return bf16_is_fast()
+    return choice == "on"
