@@ -365,3 +365,45 @@ class LettersToDirTest(SimpleTestCase):
                     letters_to_dir.main(["--source", tmp, "--out", str(REPO / "x")]), 2
                 )
             self.assertFalse((REPO / "x").exists())
+
+
+class HmeSplitDirTest(SimpleTestCase):
+    def test_dev_and_train_sides_share_no_expression_and_cover_all(self):
+        from plom_clustering_plugin.evaluation import hme_split_dir
+
+        with tempfile.TemporaryDirectory() as tmp:
+            source = Path(tmp, "src")
+            (source / "img").mkdir(parents=True)
+            expressions = [f"x+{i % 7}" for i in range(30)]
+            with (source / "labels.csv").open("w", encoding="utf-8") as handle:
+                handle.write("image,latex,writer\n")
+                for i, text in enumerate(expressions):
+                    Path(source, "img", f"{i}.png").write_bytes(b"png")
+                    handle.write(f"img/{i}.png,{text},w{i}\n")
+            sides = {}
+            for split in ("dev", "train"):
+                out = Path(tmp, split)
+                with redirect_stdout(io.StringIO()):
+                    code = hme_split_dir.main(
+                        ["--source", str(source), "--out", str(out), "--split", split]
+                    )
+                self.assertEqual(code, 0)
+                dataset = load_dataset(out, "hme")
+                sides[split] = Counter(dataset.answers)
+                for path in dataset.paths:
+                    self.assertTrue(Path(path).resolve().is_file())
+            self.assertFalse(set(sides["dev"]) & set(sides["train"]))
+            self.assertEqual(
+                sum(sides["dev"].values()) + sum(sides["train"].values()), 30
+            )
+            self.assertTrue(sides["dev"] and sides["train"])
+            with redirect_stderr(io.StringIO()):
+                inside = hme_split_dir.main(
+                    [
+                        "--source",
+                        str(source),
+                        "--out",
+                        str(letters_to_dir.REPOSITORY / "x"),
+                    ]
+                )
+            self.assertEqual(inside, 2)

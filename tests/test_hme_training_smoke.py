@@ -86,6 +86,7 @@ class HmeTrainingSmokeTests(SimpleTestCase):
             self.assertEqual(entry.output.meaning, "embedding")
             self.assertIn("CC BY-NC-SA", entry.licence)
             self.assertIn("--smoke", entry.training_command)
+            self.assertIn("review_confidence", entry.metrics)
             session = ort.InferenceSession(
                 str(onnx_path), providers=["CPUExecutionProvider"]
             )

@@ -16,10 +16,8 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
-from scipy.cluster.hierarchy import fcluster, linkage
-from scipy.spatial.distance import pdist
 
-from ..ml.embedders import Embedder, PixelEmbedder
+from ..ml.embedders import Embedder, PixelEmbedder, l2_normalise
 from ..ml.pipeline import (
     ANSWERED,
     BLANK,
@@ -75,6 +73,8 @@ DEFAULT_EMBEDDER = {"hme": "hme-symbols", "mcq": "mcq-letters"}
 PCA_CANVAS = {"hme": (32, 96), "mcq": (32, 32)}
 #: Crops per ``embed`` call when a method embeds outside the pipeline.
 EMBED_BATCH = 64
+#: k-means++ starts when the pipeline's embeddings are clustered at the true k.
+TRUE_K_STARTS = 10
 
 
 @dataclass
@@ -189,8 +189,12 @@ def _embed(embedder: Embedder, crops: list[PreparedCrop]) -> np.ndarray:
 class PipelineMethod:
     """The project's pipeline: preprocess, embed, cluster, bins.
 
-    With k given, the same average-linkage cosine tree as ``ml.clustering`` is cut into
-    k clusters instead (no "other" group or review bin then).
+    With k given (the true number of answers: an evaluation protocol, never known in a
+    job), the embeddings are grouped by KMeans with several k-means++ starts, as in the
+    HSC paper's protocol: cutting the average-linkage tree at a forced k keeps outliers
+    as singleton clusters and merges real groups instead (prior-art §10: purity
+    0.61-0.74 against 0.91 for KMeans on the same features).  No "other" group or
+    review bin then.
     """
 
     supports_true_k = True
@@ -198,6 +202,7 @@ class PipelineMethod:
     def __init__(self, kind: str, embedder: str | None = None, seed: int = 0) -> None:
         """Build the embedder by name (default: :data:`DEFAULT_EMBEDDER`)."""
         self.embedder = EMBEDDERS[embedder or DEFAULT_EMBEDDER[kind]](kind)
+        self.seed = seed
 
     def cluster(
         self, crops: Sequence[np.ndarray], reference: np.ndarray | None, k: int | None
@@ -217,11 +222,12 @@ class PipelineMethod:
         if len(written) < 2:
             return _with_blanks(prepared, written, [0] * len(written))
         vectors = _embed(self.embedder, [prepared[i] for i in written])
-        condensed = np.nan_to_num(
-            np.clip(pdist(vectors, metric="cosine"), 0, 2), nan=1.0
+        labels = kmeans_labels(
+            l2_normalise(vectors),
+            _k_for_written(k, prepared, written),
+            self.seed,
+            attempts=TRUE_K_STARTS,
         )
-        tree = linkage(condensed, method="average")
-        labels = fcluster(tree, _k_for_written(k, prepared, written), "maxclust")
         return _with_blanks(prepared, written, labels)
 
 

@@ -126,11 +126,21 @@ def final_report(
     )
     same = calibration.get("same_answer_distance", 0.08)
     different = calibration.get("different_answer_distance", 0.5)
+    review = _safe(
+        hme_validate.review_threshold,
+        vectors,
+        latex,
+        same,
+        different,
+        seed=args.seed,
+        count=3 if args.smoke else 20,
+    )
     metrics: dict = {
         "validation": (
             "by-expression validation split of crohme-dev (20% of its expressions, never"
             " trained on); dev-set figures, not the held-out acceptance set"
         ),
+        "review_confidence": review if isinstance(review, float) else 0.0,
         "calibration_on_training_split": calibration,
         "training": extra | {"history_tail": history[-3:]},
     }

@@ -24,6 +24,8 @@ SAME_GRID = (0.01, 0.02, 0.04, 0.06, 0.1)
 DIFFERENT_GRID = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
 #: Simulated exam questions per score.
 EXAM_COUNT = 40
+#: Share of answers the review bin should hold: the least confident ones.
+REVIEW_SHARE = 0.03
 
 
 def symbol_map(scores: np.ndarray, targets: np.ndarray) -> float:
@@ -107,3 +109,34 @@ def calibrate(
         "different_answer_distance": best[2],
         "train_exam": best[3],
     }
+
+
+def review_threshold(
+    vectors: np.ndarray,
+    latex: Sequence[str],
+    same: float,
+    different: float,
+    seed: int = 0,
+    count: int = 20,
+    share: float = REVIEW_SHARE,
+) -> float:
+    """Member confidence below which ``share`` of exam answers fall (the review bin).
+
+    Every answer in the review bin is one more look for the marker, so the bin is kept
+    to the least confident few percent rather than set by a fixed confidence (0.5 put
+    about 20 % of exam answers there).
+    """
+    confidences = []
+    for question in exam_questions(latex, "hme", count=count, seed=seed):
+        found = cluster_embeddings(
+            vectors[question.indices],
+            same_answer_distance=same,
+            different_answer_distance=different,
+        )
+        sizes = np.bincount(found.labels)
+        grouped = sizes[found.labels] > 1  # singletons go to "other", never to review
+        confidences.append(found.confidence[grouped])
+    pooled = np.concatenate(confidences) if confidences else np.zeros(0)
+    if not len(pooled):
+        return 0.0
+    return round(float(np.quantile(pooled, share)), 4)
