@@ -55,6 +55,16 @@ def true_k(vectors: np.ndarray, latex: Sequence[str], seed: int = 0) -> dict:
     return out
 
 
+def _exam_clusterings(vectors, latex, same, different, seed, count):
+    """Each simulated exam question with its automatic-k clustering."""
+    for question in exam_questions(latex, "hme", count=count, seed=seed):
+        yield question, cluster_embeddings(
+            vectors[question.indices],
+            same_answer_distance=same,
+            different_answer_distance=different,
+        )
+
+
 def exam(
     vectors: np.ndarray,
     latex: Sequence[str],
@@ -65,12 +75,9 @@ def exam(
 ) -> dict:
     """Mean ARI, purity and marking cost (and its ratio to ideal) with automatic k."""
     rows = []
-    for question in exam_questions(latex, "hme", count=count, seed=seed):
-        found = cluster_embeddings(
-            vectors[question.indices],
-            same_answer_distance=same,
-            different_answer_distance=different,
-        )
+    for question, found in _exam_clusterings(
+        vectors, latex, same, different, seed, count
+    ):
         scores = score_clustering(question.truth, found.labels)
         rows.append(
             (
@@ -127,12 +134,7 @@ def review_threshold(
     about 20 % of exam answers there).
     """
     confidences = []
-    for question in exam_questions(latex, "hme", count=count, seed=seed):
-        found = cluster_embeddings(
-            vectors[question.indices],
-            same_answer_distance=same,
-            different_answer_distance=different,
-        )
+    for _, found in _exam_clusterings(vectors, latex, same, different, seed, count):
         sizes = np.bincount(found.labels)
         grouped = sizes[found.labels] > 1  # singletons go to "other", never to review
         confidences.append(found.confidence[grouped])
