@@ -55,7 +55,8 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
     ),
     "REVIEW_CONFIDENCE": (
         0.5,
-        "Answers whose confidence is below this go to the review bin with a suggestion.",
+        "For models without a calibrated threshold: answers less confident than this"
+        " go to the review bin with a suggestion.",
     ),
 }
 

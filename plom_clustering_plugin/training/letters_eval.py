@@ -27,6 +27,7 @@ import gzip
 import hashlib
 import json
 import os
+import re
 import sys
 import time
 from collections import Counter
@@ -53,7 +54,7 @@ def build_entry(model: Path, metrics: dict, review_confidence: float) -> dict:
     data = model.read_bytes()
     return {
         "name": "mcq-letters",
-        "version": "1",
+        "version": model_version(model),
         "file": model.name,
         "sha256": hashlib.sha256(data).hexdigest(),
         "size": len(data),
@@ -86,15 +87,27 @@ def build_entry(model: Path, metrics: dict, review_confidence: float) -> dict:
         "training_data": (
             "UNIPEN train_r01_v07 categories 1b/1c, letters A-F/a-f: 17,762 letters by"
             " 174 writers (letters-train); 80 % of the writers trained on, rendered from"
-            " pen strokes into answer boxes with clutter and scan degradation."
+            " pen strokes into answer boxes with clutter and scan degradation"
+            + (
+                ", plus the same writers' pre-rendered images64 letters."
+                if model_version(model) != "1"
+                else "."
+            )
         ),
         "training_command": (
             "python -m plom_clustering_plugin.training.letters_train"
             " --data letters-train --out weights/ --seed 0"
+            + (" --epochs 10 --source strokes" if model_version(model) == "1" else "")
         ),
         "seed": 0,
         "metrics": {"review_confidence": review_confidence, **metrics},
     }
+
+
+def model_version(model: Path) -> str:
+    """The version in a file name such as ``mcq-letters-v2.onnx`` (else "1")."""
+    match = re.search(r"-v([0-9A-Za-z.+_-]+)\.onnx$", model.name)
+    return match.group(1) if match else "1"
 
 
 def load_embedder(
