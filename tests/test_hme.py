@@ -1,8 +1,8 @@
 # SPDX-License-Identifier: AGPL-3.0-or-later
 """The handwritten-math (HME) model: tokens, preprocessing, the ONNX contract, auto k.
 
-Expressions are drawn here with Plom's own handwriting fonts; the model is the committed
-``weights/hme-symbols-v1.onnx`` with its entry ``weights/hme-symbols-v1.entry.json``.
+Expressions are drawn here with Plom's own handwriting fonts; the model is the newest version in ``weights_manifest.json``: its committed file in ``weights/``
+with its ``*.entry.json``.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from scipy import ndimage
 from sklearn.metrics import adjusted_rand_score
 
 from plom_clustering_plugin.ml.clustering import cluster_embeddings
+from plom_clustering_plugin.ml.manifest import get_entry
 from plom_clustering_plugin.ml.preprocess import fit_to_canvas, prepare
 from plom_clustering_plugin.training.hme_tokens import (
     build_vocabulary,
@@ -27,8 +28,8 @@ from plom_clustering_plugin.training.hme_tokens import (
 )
 
 REPO = Path(__file__).resolve().parent.parent
-ONNX = REPO / "weights" / "hme-symbols-v1.onnx"
-ENTRY = REPO / "weights" / "hme-symbols-v1.entry.json"
+ONNX = REPO / "weights" / get_entry("hme-symbols").file
+ENTRY = ONNX.with_suffix(".entry.json")
 HAVE_MODEL = ONNX.exists() and ENTRY.exists()
 FONTS = sorted(
     str(p)
@@ -101,7 +102,7 @@ class PreprocessTests(SimpleTestCase):
         self.assertTrue(prepare(np.full((140, 420), 250, np.uint8)).is_blank)
 
 
-@skipUnless(HAVE_MODEL, "weights/hme-symbols-v1.onnx is not in this checkout")
+@skipUnless(HAVE_MODEL, "the newest hme-symbols weights are not in this checkout")
 class OnnxEmbedderTests(SimpleTestCase):
     @classmethod
     def setUpClass(cls):

@@ -2,7 +2,8 @@
 """The multiple-choice letter model: mark selection, the ONNX contract, bins.
 
 Answer boxes are generated here with Plom's own handwriting fonts; the model is the
-committed ``weights/mcq-letters-v1.onnx`` with its entry ``weights/mcq-letters-v1.entry.json``.
+newest version in ``weights_manifest.json``: its committed file in ``weights/``
+with its ``*.entry.json``.
 """
 
 from __future__ import annotations
@@ -23,13 +24,13 @@ from plom_clustering_plugin.ml.letters import (
     find_marks,
     letter_canvas,
 )
-from plom_clustering_plugin.ml.manifest import parse_manifest
+from plom_clustering_plugin.ml.manifest import get_entry, parse_manifest
 from plom_clustering_plugin.ml.pipeline import ANSWERED, BLANK, LOW_CONFIDENCE, Pipeline
 from plom_clustering_plugin.ml.preprocess import prepare
 
 REPO = Path(__file__).resolve().parent.parent
-MODEL = REPO / "weights" / "mcq-letters-v1.onnx"
-ENTRY = REPO / "weights" / "mcq-letters-v1.entry.json"
+MODEL = REPO / "weights" / get_entry("mcq-letters").file
+ENTRY = MODEL.with_suffix(".entry.json")
 FONTS = sorted(
     p for p in Path(str(resources.files("plom.create") / "fonts")).glob("*.ttf")
 )
