@@ -95,22 +95,12 @@ def _answers(args) -> dict:
 
 
 def _wait(job, label: str) -> None:
-    """Poll a job, drawing a progress bar, until it completes or fails."""
+    """Follow a job to its end; a job in error stops the demo."""
     from plom_server.Base.models import HueyTaskTracker
 
-    ended = (HueyTaskTracker.COMPLETE, HueyTaskTracker.ERROR)
-    while True:
-        job.refresh_from_db()
-        width = 30
-        filled = width * job.done // job.total if job.total else 0
-        bar = "#" * filled + "." * (width - filled)
-        stage = job.stage or "queued"
-        print(f"\r  {label}: {stage:<11}[{bar}] {job.done}/{job.total} ", end="")
-        sys.stdout.flush()
-        if job.status in ended:
-            print()
-            break
-        time.sleep(0.3)
+    from ..services.progress import wait_for_job
+
+    job = wait_for_job(job, sys.stdout, f"  {label}", interval=0.3)
     if job.status == HueyTaskTracker.ERROR:
         raise DemoError(job.message)
 

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import sys
-import time
 
 from django.contrib.auth.models import User
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -12,6 +11,7 @@ from plom_server.Base.models import HueyTaskTracker
 
 from ...models import AnswerMembership, ClusteringJob
 from ...services import jobs, publish
+from ...services.progress import wait_for_job
 
 
 class Command(BaseCommand):
@@ -92,25 +92,11 @@ class Command(BaseCommand):
         self.stdout.write(f"Started clustering job {job.pk}.")
         if opts["no_wait"]:
             return
-        job = self._wait(job)
+        job = wait_for_job(job, sys.stderr)
         if job.status == HueyTaskTracker.ERROR:
             raise CommandError(f"Job {job.pk} failed: {job.message}")
         self.stdout.write(f"Job {job.pk} complete: {job.message}")
         self._show(job)
-
-    def _wait(self, job: ClusteringJob) -> ClusteringJob:
-        """Poll the job, drawing a progress bar on stderr, until it ends."""
-        while True:
-            job.refresh_from_db()
-            bar = _bar(job.done, job.total)
-            sys.stderr.write(
-                f"\r{job.stage or 'queued':<10} {bar} {job.done}/{job.total}"
-            )
-            sys.stderr.flush()
-            if job.status in (HueyTaskTracker.COMPLETE, HueyTaskTracker.ERROR):
-                sys.stderr.write("\n")
-                return job
-            time.sleep(0.5)
 
     def do_list(self, opts) -> None:
         """One line per job."""
@@ -176,11 +162,6 @@ class Command(BaseCommand):
         job = self._job(opts["job"])
         jobs.delete_job(job)
         self.stdout.write(f"Deleted job {opts['job']} (scans and marks untouched).")
-
-
-def _bar(done: int, total: int, width: int = 30) -> str:
-    filled = width * done // total if total else 0
-    return "[" + "#" * filled + "." * (width - filled) + "]"
 
 
 def _papers(numbers: list[int], most: int = 12) -> str:
