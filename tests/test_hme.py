@@ -166,3 +166,44 @@ class OnnxEmbedderTests(SimpleTestCase):
         # Fonts are not handwriting the model saw: ask for clearly better than chance.
         self.assertGreater(ari, 0.3, f"ARI {ari:.2f}, k found {found.k}")
         self.assertLess(found.k, len(self.truth) // 2)
+
+
+class ReviewThresholdTest(SimpleTestCase):
+    """The review bin is sized by how often its answers are misplaced."""
+
+    def answers(self, rng, misread: int):
+        """Five expressions, 12 writings each; ``misread`` writings sit between two."""
+        centres = np.eye(5, 16) * 3
+        vectors, latex = [], []
+        for e in range(5):
+            for i in range(12):
+                point = centres[e] + rng.normal(0, 0.15, 16)
+                if i < misread:  # written so that it looks more like the next one
+                    point = 0.42 * centres[e] + 0.58 * centres[(e + 1) % 5]
+                    point = point + rng.normal(0, 0.05, 16)
+                vectors.append(point / np.linalg.norm(point))
+                latex.append(f"x+{e}")
+        return np.asarray(vectors), latex
+
+    def test_clean_groups_need_no_review_bin(self):
+        from plom_clustering_plugin.training.hme_validate import review_threshold
+
+        vectors, latex = self.answers(np.random.default_rng(0), misread=0)
+        self.assertEqual(review_threshold(vectors, latex, 0.01, 0.4, count=3), 0.0)
+
+    def test_ambiguous_writings_fall_below_the_threshold(self):
+        from plom_clustering_plugin.ml.clustering import cluster_embeddings
+        from plom_clustering_plugin.training.hme_validate import review_threshold
+
+        vectors, latex = self.answers(np.random.default_rng(1), misread=1)
+        threshold = review_threshold(vectors, latex, 0.01, 0.6, count=3, share=0.2)
+        self.assertGreater(threshold, 0.0)
+        found = cluster_embeddings(
+            vectors, same_answer_distance=0.01, different_answer_distance=0.6
+        )
+        binned = np.flatnonzero(found.confidence < threshold)
+        ambiguous = {e * 12 for e in range(5)}
+        self.assertTrue(binned.size)
+        # The bin catches the misread writings and few others.
+        self.assertGreaterEqual(len(set(binned.tolist()) & ambiguous), 3)
+        self.assertLessEqual(len(set(binned.tolist()) - ambiguous), 2)

@@ -24,8 +24,11 @@ SAME_GRID = (0.01, 0.02, 0.04, 0.06, 0.1)
 DIFFERENT_GRID = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
 #: Simulated exam questions per score.
 EXAM_COUNT = 40
-#: Share of answers the review bin should hold: the least confident ones.
+#: The review bin holds at most this share of the answers...
 REVIEW_SHARE = 0.03
+#: ...and only as many of the least confident as are misplaced this often (the letter
+#: model's unsure bin: 50 %).
+REVIEW_PRECISION = 0.5
 
 
 def symbol_map(scores: np.ndarray, targets: np.ndarray) -> float:
@@ -126,19 +129,36 @@ def review_threshold(
     seed: int = 0,
     count: int = 20,
     share: float = REVIEW_SHARE,
+    precision: float = REVIEW_PRECISION,
 ) -> float:
-    """Member confidence below which ``share`` of exam answers fall (the review bin).
+    """Member confidence under which an answer goes to the review bin.
 
-    Every answer in the review bin is one more look for the marker, so the bin is kept
-    to the least confident few percent rather than set by a fixed confidence (0.5 put
-    about 20 % of exam answers there).
+    Every answer in the bin is one more look for the marker, worth it only when the
+    answer is likely misplaced: the threshold is the highest one whose bin, on these
+    simulated exam questions, holds misplaced answers at least ``precision`` of the
+    time and no more than ``share`` of the answers.  (A fixed share of 3 % binned
+    answers of which 6 % were misplaced: exam ARI 0.986 -> 0.894 on validation.)
     """
-    confidences = []
-    for _, found in _exam_clusterings(vectors, latex, same, different, seed, count):
+    confidence, misplaced = [], []
+    for question, found in _exam_clusterings(
+        vectors, latex, same, different, seed, count
+    ):
+        truth = np.asarray(question.truth)
         sizes = np.bincount(found.labels)
-        grouped = sizes[found.labels] > 1  # singletons go to "other", never to review
-        confidences.append(found.confidence[grouped])
-    pooled = np.concatenate(confidences) if confidences else np.zeros(0)
-    if not len(pooled):
+        for label in np.flatnonzero(sizes > 1):  # singletons go to "other"
+            members = np.flatnonzero(found.labels == label)
+            values, counts = np.unique(truth[members], return_counts=True)
+            confidence.extend(found.confidence[members])
+            misplaced.extend(truth[members] != values[counts.argmax()])
+    if not confidence:
         return 0.0
-    return round(float(np.quantile(pooled, share)), 4)
+    order = np.argsort(confidence, kind="stable")
+    ranked = np.asarray(confidence)[order]
+    wrong = np.asarray(misplaced, float)[order]
+    binned = np.arange(1, len(ranked) + 1)
+    ok = (np.cumsum(wrong) / binned >= precision) & (binned <= share * len(ranked))
+    if not ok.any():
+        return 0.0
+    last = int(np.flatnonzero(ok).max())
+    above = ranked[last + 1] if last + 1 < len(ranked) else ranked[last] + 1e-3
+    return round(float((ranked[last] + above) / 2), 4)
