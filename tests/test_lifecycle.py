@@ -36,7 +36,8 @@ def tag_snapshot():
 class ThreeAnswersJobTest(TestCase):
     @classmethod
     def setUpTestData(cls):
-        cls.exam, cls.truth = three_answer_exam(20)
+        # Scanned in three bundles, as large scans are (one bundle per 8 papers).
+        cls.exam, cls.truth = three_answer_exam(20, papers_per_bundle=8)
         cls.job = jobs.start_job(
             question_index=1,
             version=1,
@@ -60,6 +61,7 @@ class ThreeAnswersJobTest(TestCase):
         self.assertEqual(self.clusters_as_papers(job), partition(expected.values()))
         self.assertEqual(job.clusters.count(), 3)
         self.assertEqual((job.done, job.total), (20, 20))
+        self.assertEqual(len(self.exam.bundle_pks), 3)
         entry = load_manifest().get_entry("hme-symbols")
         self.assertEqual(
             (job.model_name, job.model_version, job.model_sha256),

@@ -24,6 +24,8 @@ from django.contrib.auth.models import Group, User
 from django.core.files import File
 from PIL import Image
 
+#: Papers per uploaded bundle (see :func:`_scan_bundle`).
+PAPERS_PER_BUNDLE = 100
 #: Printed answer boxes in the test source, in PDF points (x0, y0, x1, y1).
 ANSWER_BOXES: dict[int, tuple[int, tuple[float, float, float, float]]] = {
     # question index: (page number, box (a) of that question)
@@ -43,7 +45,7 @@ class ScannedExam:
     papers: list[int]
     manager: User
     scanner: User
-    bundle_pk: int
+    bundle_pks: list[int]
     answer_rects: dict[int, dict[str, float]] = field(default_factory=dict)
     answer_pages: dict[int, int] = field(default_factory=dict)
 
@@ -158,6 +160,50 @@ def _scan_page(page: pymupdf.Page, dpi: int, tilt: float) -> bytes:
     return out.getvalue()
 
 
+def _scan_bundle(
+    papers: list[int],
+    answers: Mapping[int, Mapping[int, bytes | None]],
+    pages: list[int],
+    dpi: int,
+    max_tilt: float,
+    rng: random.Random,
+    scanner: User,
+    index: int,
+) -> int:
+    """Write, scan, upload and push the answer pages of ``papers`` as one bundle."""
+    from plom_server.Scan.services import ScanService
+
+    with tempfile.TemporaryDirectory(prefix="plom-clustering-exam-") as tmp:
+        workdir = Path(tmp)
+        bundle = pymupdf.open()
+        for paper in papers:
+            per_question = {q: answers.get(q, {}).get(paper) for q in ANSWER_BOXES}
+            doc = _write_answers(_paper_pdf(paper, workdir), per_question)
+            for page in pages:
+                jpeg = _scan_page(doc[page - 1], dpi, rng.uniform(-max_tilt, max_tilt))
+                rect = doc[page - 1].rect
+                out_page = bundle.new_page(width=rect.width, height=rect.height)
+                out_page.insert_image(out_page.rect, stream=jpeg)
+            doc.close()
+        name = f"scanned_bundle_{index:05d}.pdf"
+        bundle_path = workdir / name
+        bundle.save(bundle_path)
+        bundle.close()
+        with bundle_path.open("rb") as fh:
+            info = ScanService.upload_bundle(
+                File(fh, name=name), scanner, read_after=True
+            )
+    bundle_pk = info["bundle_id"]
+    if not ScanService.is_bundle_perfect(bundle_pk):
+        raise RuntimeError(
+            f"the scanned bundle {name} is not perfect (unread QR codes or unknown pages)"
+        )
+    # Plom pushes a bundle in one query per check; on SQLite a 1,000-page bundle
+    # exceeds its expression depth, hence bundles of PAPERS_PER_BUNDLE papers.
+    ScanService.push_bundle_to_server(bundle_pk, scanner)
+    return bundle_pk
+
+
 def build_scanned_exam(
     answers: Mapping[int, Mapping[int, bytes | None]],
     *,
@@ -167,6 +213,7 @@ def build_scanned_exam(
     max_tilt: float = 0.8,
     seed: int = 0,
     manager_password: str | None = None,
+    papers_per_bundle: int = PAPERS_PER_BUNDLE,
 ) -> ScannedExam:
     """Make a Plom exam of ``num_papers`` papers and scan the answer pages.
 
@@ -179,12 +226,13 @@ def build_scanned_exam(
         max_tilt: the largest rotation of a scanned page, in degrees.
         seed: makes the tilts reproducible.
         manager_password: password of the ``manager`` user (default: its name).
+        papers_per_bundle: papers scanned into one bundle; larger scans are uploaded
+            as several bundles, as a scanning room does.
 
     Returns:
-        The papers, users, bundle and each question's answer rectangle.
+        The papers, users, bundles and each question's answer rectangle.
     """
     from plom_server.Authentication.services import AuthService
-    from plom_server.Scan.services import ScanService
 
     AuthService.create_groups()
     manager = _user("manager", "manager", manager_password)
@@ -194,32 +242,13 @@ def build_scanned_exam(
     to_scan = papers if scanned_papers is None else sorted(scanned_papers)
     pages = sorted({ANSWER_BOXES[q][0] for q in ANSWER_BOXES})
     rng = random.Random(seed)
-    with tempfile.TemporaryDirectory(prefix="plom-clustering-exam-") as tmp:
-        workdir = Path(tmp)
-        bundle = pymupdf.open()
-        for paper in to_scan:
-            per_question = {q: answers.get(q, {}).get(paper) for q in ANSWER_BOXES}
-            doc = _write_answers(_paper_pdf(paper, workdir), per_question)
-            for page in pages:
-                jpeg = _scan_page(doc[page - 1], dpi, rng.uniform(-max_tilt, max_tilt))
-                rect = doc[page - 1].rect
-                out_page = bundle.new_page(width=rect.width, height=rect.height)
-                out_page.insert_image(out_page.rect, stream=jpeg)
-            doc.close()
-        bundle_path = workdir / "scanned_bundle.pdf"
-        bundle.save(bundle_path)
-        bundle.close()
-        with bundle_path.open("rb") as fh:
-            info = ScanService.upload_bundle(
-                File(fh, name="scanned_bundle.pdf"), scanner, read_after=True
-            )
-    bundle_pk = info["bundle_id"]
-    if not ScanService.is_bundle_perfect(bundle_pk):
-        raise RuntimeError(
-            "the scanned bundle is not perfect (unread QR codes or unknown pages)"
+    bundle_pks = []
+    for start in range(0, len(to_scan), max(1, papers_per_bundle)):
+        chunk = to_scan[start : start + max(1, papers_per_bundle)]
+        bundle_pks.append(
+            _scan_bundle(chunk, answers, pages, dpi, max_tilt, rng, scanner, start)
         )
-    ScanService.push_bundle_to_server(bundle_pk, scanner)
-    exam = ScannedExam(papers, manager, scanner, bundle_pk)
+    exam = ScannedExam(papers, manager, scanner, bundle_pks)
     for question, (page, box) in ANSWER_BOXES.items():
         exam.answer_pages[question] = page
         exam.answer_rects[question] = box_to_rect(page, box)
