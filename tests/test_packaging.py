@@ -66,17 +66,28 @@ class WheelContentsTest(SimpleTestCase):
         ]
         self.assertFalse([r for r in requires if "torch" in r and "extra" not in r])
 
-    def test_nothing_heavy_runs_at_import(self):
+    def assertImportLeavesOut(self, modules: str, forbidden: tuple[str, ...]):
         code = (
-            "import sys, plom_clustering_plugin, plom_clustering_plugin.ml.pipeline,"
-            " plom_clustering_plugin.ml.embedders, plom_clustering_plugin.conf;"
-            " bad = [m for m in ('onnxruntime', 'torch', 'django', 'requests')"
+            f"import sys, {modules}; bad = [m for m in {forbidden!r}"
             " if m in sys.modules]; print(bad); sys.exit(1 if bad else 0)"
         )
         result = subprocess.run(
             [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True
         )
         self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+
+    def test_nothing_heavy_runs_at_import(self):
+        self.assertImportLeavesOut(
+            "plom_clustering_plugin, plom_clustering_plugin.ml.pipeline,"
+            " plom_clustering_plugin.ml.embedders, plom_clustering_plugin.conf",
+            ("onnxruntime", "torch", "django", "requests"),
+        )
+
+    def test_reading_the_manifest_imports_no_numerics(self):
+        # Django's system checks read the manifest at every start of every command.
+        self.assertImportLeavesOut(
+            "plom_clustering_plugin.ml.manifest", ("scipy", "sklearn", "onnxruntime")
+        )
 
 
 class MigrationsTest(TestCase):

@@ -18,10 +18,12 @@ from scipy.cluster.hierarchy import fcluster, linkage
 from scipy.spatial.distance import pdist, squareform
 from sklearn.metrics import silhouette_score
 
+from .manifest import DEFAULT_DIFFERENT_ANSWER_DISTANCE
+
 #: How many candidate cut heights are scored at most.
 MAX_CUTS = 60
 #: Default cosine distance above which two answers are never put in one group.
-DIFFERENT_ANSWER_DISTANCE = 0.5
+DIFFERENT_ANSWER_DISTANCE = DEFAULT_DIFFERENT_ANSWER_DISTANCE
 #: Above this many answers, cuts are scored on a fixed sample of this many (the full
 #: N x N silhouette at N = 10,000 took 95 s and 2 GB); below it, on every answer.
 SILHOUETTE_SAMPLE = 2000

@@ -16,8 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .clustering import DIFFERENT_ANSWER_DISTANCE
-
 #: The manifest schema versions this code understands.
 SUPPORTED_SCHEMA_VERSIONS = (1,)
 #: Where the packaged manifest lives (a symlink to the top-level file in a checkout).
@@ -27,8 +25,10 @@ DTYPES = ("float32", "float16", "float64")
 MEANINGS = ("probabilities", "logits", "embedding")
 INK_POLARITIES = ("white-on-black", "black-on-white")
 DEFAULT_SAME_ANSWER_DISTANCE = 0.1
-#: Cosine distance beyond which two answers are surely different, when an entry has none.
-DEFAULT_DIFFERENT_ANSWER_DISTANCE = DIFFERENT_ANSWER_DISTANCE
+#: Cosine distance beyond which two answers are surely different, when an entry has none
+#: (also the clusterer's default; defined here so that reading the manifest, as Django's
+#: checks do at every start, does not import scipy and scikit-learn).
+DEFAULT_DIFFERENT_ANSWER_DISTANCE = 0.5
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
