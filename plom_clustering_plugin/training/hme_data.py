@@ -18,6 +18,7 @@ from PIL import Image
 
 from ..ml.preprocess import PreparedCrop, fit_to_canvas, prepare
 from .hme_tokens import canonical
+from .npz_cache import cached_arrays
 
 #: Default canvas of the network: height, width (fit_to_canvas keeps the aspect ratio).
 #: v1 used 64x256; v2 96x384 (small symbols such as exponents keep a few pixels).
@@ -95,16 +96,8 @@ def render_scanned(paths: list[Path], canvas: tuple[int, int], seed: int) -> np.
 
 
 def cached(cache: Path | None, make) -> np.ndarray:
-    """``make()`` stored as ``cache`` (an ``.npz``) and reloaded when present."""
-    if cache is not None and cache.exists():
-        return np.load(cache)["canvases"]
-    canvases = make()
-    if cache is not None:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_suffix(".tmp.npz")
-        np.savez(tmp, canvases=canvases)
-        tmp.replace(cache)
-    return canvases
+    """``make()``'s canvases, stored as ``cache`` (an ``.npz``) and reloaded when present."""
+    return cached_arrays(cache, lambda: {"canvases": make()})["canvases"]
 
 
 def load_set(

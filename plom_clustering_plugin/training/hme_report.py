@@ -18,6 +18,7 @@ from PIL import Image
 
 from ..evaluation.scanify import LAYOUTS, blank_reference, scanify
 from ..ml.hme import HmeEmbedder
+from ..ml.manifest import DEFAULT_DIFFERENT_ANSWER_DISTANCE
 from ..ml.preprocess import PreparedCrop, prepare
 from . import hme_data, hme_export, hme_validate
 from .hme_augment import augment
@@ -112,7 +113,7 @@ def final_report(
         args.canvas,
         metrics={},
         same_answer_distance=0.08,
-        different_answer_distance=0.5,
+        different_answer_distance=DEFAULT_DIFFERENT_ANSWER_DISTANCE,
         **kwargs,
     )
     embedder = HmeEmbedder.from_files(onnx_path, entry_path, threads=args.threads)
@@ -125,7 +126,9 @@ def final_report(
         count=3 if args.smoke else 20,
     )
     same = calibration.get("same_answer_distance", 0.08)
-    different = calibration.get("different_answer_distance", 0.5)
+    different = calibration.get(
+        "different_answer_distance", DEFAULT_DIFFERENT_ANSWER_DISTANCE
+    )
     review = _safe(
         hme_validate.review_threshold,
         vectors,

@@ -15,6 +15,7 @@ import numpy as np
 
 from .letters_boxes import TRAIN, Context, box_samples
 from .letters_data import Letter
+from .npz_cache import cached_arrays
 
 _POOL: list[Letter] = []
 
@@ -66,15 +67,13 @@ def cached_set(
     processes: int = 2,
 ) -> tuple[np.ndarray, np.ndarray]:
     """:func:`render_set`, stored in ``path`` (npz) and reused when present."""
-    if path.exists():
-        with np.load(path) as data:
-            return data["images"], data["labels"]
-    images, labels = render_set(letters, variants, seed, context, processes)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_suffix(".tmp.npz")
-    np.savez(temp, images=images, labels=labels)
-    temp.replace(path)
-    return images, labels
+
+    def make() -> dict[str, np.ndarray]:
+        images, labels = render_set(letters, variants, seed, context, processes)
+        return {"images": images, "labels": labels}
+
+    arrays = cached_arrays(path, make)
+    return arrays["images"], arrays["labels"]
 
 
 def images64_set(data: Path, keep: set[str]) -> tuple[np.ndarray, np.ndarray]:

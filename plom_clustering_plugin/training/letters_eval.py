@@ -52,9 +52,10 @@ CASELESS = {"a": "A", "b": "B", "d": "D", "e": "E", "f": "F"}
 def build_entry(model: Path, metrics: dict, review_confidence: float) -> dict:
     """The manifest entry for the exported file (schema of ``ml.manifest``)."""
     data = model.read_bytes()
+    version = model_version(model)
     return {
         "name": "mcq-letters",
-        "version": model_version(model),
+        "version": version,
         "file": model.name,
         "sha256": hashlib.sha256(data).hexdigest(),
         "size": len(data),
@@ -90,14 +91,14 @@ def build_entry(model: Path, metrics: dict, review_confidence: float) -> dict:
             " pen strokes into answer boxes with clutter and scan degradation"
             + (
                 ", plus the same writers' pre-rendered images64 letters."
-                if model_version(model) != "1"
+                if version != "1"
                 else "."
             )
         ),
         "training_command": (
             "python -m plom_clustering_plugin.training.letters_train"
             " --data letters-train --out weights/ --seed 0"
-            + (" --epochs 10 --source strokes" if model_version(model) == "1" else "")
+            + (" --epochs 10 --source strokes" if version == "1" else "")
         ),
         "seed": 0,
         "metrics": {"review_confidence": review_confidence, **metrics},
