@@ -127,6 +127,17 @@ class FitToCanvasTest(SimpleTestCase):
                 canvas.sum(), canvas[top : top + new_h, left : left + new_w].sum()
             )
 
+    def test_same_bits_whatever_the_blas_thread_count(self):
+        # Answers at a cut height changed group with the BLAS thread layout.
+        from threadpoolctl import threadpool_limits
+
+        ink = np.random.default_rng(5).random((300, 1000)).astype(np.float32)
+        canvases = set()
+        for threads in (1, 2, 4):
+            with threadpool_limits(threads, user_api="blas"):
+                canvases.add(fit_to_canvas(ink, 96, 384).tobytes())
+        self.assertEqual(len(canvases), 1)
+
 
 class AutomaticKTest(SimpleTestCase):
     def assertSamePartition(self, labels, truth):

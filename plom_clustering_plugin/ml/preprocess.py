@@ -163,12 +163,23 @@ def fit_to_canvas(ink: np.ndarray, height: int, width: int) -> np.ndarray:
     new_h = max(1, min(height, round(h * scale)))
     new_w = max(1, min(width, round(w * scale)))
     ink = np.asarray(ink, np.float32)
-    resized = resize_weights(h, new_h) @ ink @ resize_weights(w, new_w).T
+    # On one BLAS thread: a threaded product changes the last bits with the thread
+    # layout, and answers that sit right at a cut height then change group.
+    with _blas_controller().limit(limits=1, user_api="blas"):
+        resized = resize_weights(h, new_h) @ ink @ resize_weights(w, new_w).T
     canvas = np.zeros((height, width), np.float32)
     top = (height - new_h) // 2
     left = (width - new_w) // 2
     canvas[top : top + new_h, left : left + new_w] = resized
     return canvas
+
+
+@lru_cache(maxsize=1)
+def _blas_controller():
+    """threadpoolctl's view of the loaded BLAS (scikit-learn's dependency), made once."""
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
 
 
 @lru_cache(maxsize=4096)
