@@ -9,7 +9,6 @@ import io
 import tempfile
 import time
 from contextlib import redirect_stdout
-from importlib import resources
 from pathlib import Path
 from unittest import skipIf
 
@@ -17,6 +16,7 @@ import numpy as np
 from django.test import SimpleTestCase
 from PIL import Image
 
+from plom_clustering_plugin.demo.handwriting import PLOM_FONTS, font_path
 from tests.test_hme import render_expression
 
 NO_TORCH = importlib.util.find_spec("torch") is None
@@ -31,13 +31,14 @@ REPEATED = [
 ONE_OFFS = [("y - 4", "y-4"), ("b + 6 = a", "b+6=a"), ("9 x", "9x")]
 
 
+def plom_fonts() -> list[str]:
+    """The handwriting fonts in Plom's wheel (always installed, unlike Debian's)."""
+    return sorted(str(font_path(name)) for name in PLOM_FONTS)
+
+
 def write_dataset(folder: Path) -> None:
     """A crohme-dev-like folder: ``labels.csv`` + 256x256 PNGs, six "writers" each."""
-    fonts = sorted(
-        str(p)
-        for p in resources.files("plom.create.fonts").iterdir()
-        if p.name.endswith(".ttf")
-    )
+    fonts = plom_fonts()
     rng = np.random.default_rng(0)
     (folder / "images").mkdir(parents=True)
     rows = []
@@ -71,18 +72,22 @@ class HmeTrainingSmokeTests(SimpleTestCase):
             write_dataset(root / "data")
             common = ["--data", str(root / "data"), "--out", str(root / "out")]
             common += ["--ckpt-dir", str(root / "ckpt"), "--seed", "0", "--smoke"]
+            common += ["--synth-fonts", ",".join(plom_fonts()[:2])]
             # CPU time, not wall time: CI machines are shared and the budget is ours.
             started = time.process_time()
-            with redirect_stdout(io.StringIO()):
+            with redirect_stdout(io.StringIO()) as log:
                 self.assertEqual(hme_train.main(common), 0)
             self.assertLess(time.process_time() - started, 60)
-            onnx_path = root / "out" / "hme-symbols-v2.onnx"
-            entry_path = root / "out" / "hme-symbols-v2.entry.json"
+            self.assertRegex(
+                log.getvalue(), r"\d+ synthetic renders of \d+ expressions"
+            )
+            onnx_path = root / "out" / "hme-symbols-v3.onnx"
+            entry_path = root / "out" / "hme-symbols-v3.entry.json"
             checkpoint = root / "ckpt" / "last.pt"
             self.assertTrue(checkpoint.exists())
 
             entry = read_entry(entry_path)
-            self.assertEqual((entry.name, entry.version), ("hme-symbols", "2"))
+            self.assertEqual((entry.name, entry.version), ("hme-symbols", "3"))
             self.assertEqual(entry.output.meaning, "embedding")
             self.assertIn("CC BY-NC-SA", entry.licence)
             self.assertIn("--smoke", entry.training_command)
@@ -110,3 +115,25 @@ class HmeTrainingSmokeTests(SimpleTestCase):
             self.assertIn("resumed", log.getvalue())
             self.assertEqual(read_entry(entry_path).seed, 0)
             self.assertEqual(len(onnx_path.read_bytes()), len(first))
+
+
+@skipIf(NO_TORCH, "torch is not installed (pip install torch==2.13.0)")
+class EpochAnchorTests(SimpleTestCase):
+    def test_every_real_row_once_plus_a_share_of_synthetic_rows(self):
+        from plom_clustering_plugin.training.hme_train import epoch_anchors
+
+        rng = np.random.default_rng(0)
+        anchors = epoch_anchors(100, 400, 0.25, rng)
+        real = anchors[anchors < 100]
+        self.assertEqual(sorted(real.tolist()), list(range(100)))
+        synthetic = anchors[anchors >= 100]
+        self.assertEqual(len(synthetic), round(100 * 0.25 / 0.75))
+        self.assertEqual(len(set(synthetic.tolist())), len(synthetic))
+        self.assertTrue((synthetic < 400).all())
+
+    def test_no_synthetic_rows_means_the_real_rows_only(self):
+        from plom_clustering_plugin.training.hme_train import epoch_anchors
+
+        rng = np.random.default_rng(0)
+        self.assertEqual(epoch_anchors(7, 7, 0.3, rng).tolist(), list(range(7)))
+        self.assertEqual(epoch_anchors(7, 20, 0.0, rng).tolist(), list(range(7)))

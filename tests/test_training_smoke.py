@@ -18,6 +18,7 @@ from django.test import SimpleTestCase
 from PIL import Image, ImageDraw
 
 from plom_clustering_plugin.ml.letters import LETTERS
+from tests.test_hme_training_smoke import plom_fonts
 
 NO_TORCH = importlib.util.find_spec("torch") is None
 
@@ -97,12 +98,16 @@ class TrainingSmokeTest(SimpleTestCase):
                 "--smoke",
                 "--processes",
                 "1",
+                "--fonts",
+                ",".join(plom_fonts()[:2]),
             ]
             start = time.monotonic()
             with redirect_stdout(io.StringIO()) as printed:
                 self.assertEqual(letters_train.main(args), 0)
             self.assertLess(time.monotonic() - start, 60)
             self.assertIn("epoch 2/2", printed.getvalue())
+            # 12 characters, 2 draws each, in each of the 2 fonts.
+            self.assertIn("48 letters drawn in 2 fonts", printed.getvalue())
             model = tmp / "out" / "mcq-letters-v2.onnx"
             self.assertTrue(model.exists())
             self.assertTrue((tmp / "work" / "smoke" / "letters-checkpoint.pt").exists())

@@ -176,7 +176,7 @@ def fit_to_canvas(ink: np.ndarray, height: int, width: int) -> np.ndarray:
 
 @lru_cache(maxsize=1)
 def _blas_controller():
-    """threadpoolctl's view of the loaded BLAS (scikit-learn's dependency), made once."""
+    """The loaded BLAS as threadpoolctl (a scikit-learn dependency) sees it; made once."""
     from threadpoolctl import ThreadpoolController
 
     return ThreadpoolController()

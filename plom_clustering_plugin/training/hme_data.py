@@ -114,17 +114,21 @@ def load_set(
 
 
 def pair_batches(
-    group: np.ndarray, batch_pairs: int, rng: np.random.Generator
+    group: np.ndarray,
+    batch_pairs: int,
+    rng: np.random.Generator,
+    anchors: np.ndarray | None = None,
 ) -> list[np.ndarray]:
     """One epoch of batches of (anchor, partner) rows: ``(batch_pairs * 2,)`` each.
 
     The partner is another writer's image of the same expression when there is one,
     else the anchor itself (its second augmentation stands in for a second writer).
+    ``anchors`` (default: every row) are the rows that open a pair this epoch.
     """
     members: dict[int, np.ndarray] = {}
     for g in np.unique(group):
         members[int(g)] = np.flatnonzero(group == g)
-    order = rng.permutation(len(group))
+    order = rng.permutation(len(group) if anchors is None else anchors)
     batches = []
     for start in range(0, len(order) - batch_pairs + 1, batch_pairs):
         anchors = order[start : start + batch_pairs]

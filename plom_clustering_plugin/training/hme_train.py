@@ -6,7 +6,9 @@ Usage::
     python -m plom_clustering_plugin.training.hme_train \
         --data /work/shared/data/crohme-dev --out weights/ --seed 0 \
         [--minutes N] [--epochs N] [--resume CKPT] [--all-data] [--smoke] \
-        [--canvas 96x384] [--scan-share 0.5] [--version 2] [--bf16 auto|on|off]
+        [--canvas 96x384] [--scan-share 0.5] [--version 3] [--bf16 auto|on|off]
+        [--synth-fonts debian] [--synth-copies 2] [--synth-exam 1500]
+        [--synth-share 0.33]
 
 The expressions of ``--data`` are split 80/20 BY EXPRESSION (seeded); the net learns
 symbol presence (BCE) plus a supervised-contrastive term that pulls two writings of one
@@ -19,6 +21,12 @@ scored (clean and scan-like), and ``hme-symbols-v<N>.entry.json`` is written.
 ``--scan-share`` of each batch is drawn from a second copy of the training images that
 went through the evaluation harness's scan simulation and template removal, rendered
 once and cached next to the checkpoints.
+
+``--synth-fonts`` adds typeset renders of every training expression in handwriting
+fonts (``hme_synth``; ``--synth-copies`` per expression) and ``--synth-exam`` short
+exam-style answers; they share an expression's group with its real writings, so a real
+image's partner is often another hand.  ``--synth-share`` of each epoch's anchors are
+synthetic; every real image is an anchor once per epoch.
 """
 
 from __future__ import annotations
@@ -41,6 +49,7 @@ from .cpu import use_bf16
 from .hme_augment import augment
 from .hme_model import HmeNet
 from .hme_report import final_report
+from .npz_cache import cached_arrays
 
 DEFAULT_CKPT_DIR = Path(
     os.environ.get("HME_CKPT_DIR", Path.home() / ".cache" / "plom-hme-ckpt")
@@ -67,7 +76,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--val-every", type=int, default=4, help="epochs")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--canvas", type=canvas_size, default=hme_data.CANVAS)
-    parser.add_argument("--version", default="2", help="model version to write")
+    parser.add_argument("--version", default="3", help="model version to write")
+    parser.add_argument(
+        "--synth-fonts",
+        help="handwriting fonts for synthetic renders: 'debian', a folder or files",
+    )
+    parser.add_argument("--synth-copies", type=int, default=2, help="per expression")
+    parser.add_argument("--synth-exam", type=int, default=1500, help="exam answers")
+    parser.add_argument(
+        "--synth-share", type=float, default=0.33, help="synthetic share of anchors"
+    )
     parser.add_argument(
         "--scan-share", type=float, default=0.5, help="share of scan-simulated images"
     )
@@ -82,6 +100,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.smoke:
         args.epochs, args.width, args.batch_pairs, args.val_every = 2, 4, 4, 1
         args.canvas = (48, 192)
+        args.synth_copies, args.synth_exam = 1, 8
     return args
 
 
@@ -198,6 +217,9 @@ def main(argv: list[str] | None = None) -> int:
             lambda: hme_data.render_scanned(paths, args.canvas, args.seed),
         )
         print(f"{len(scanned)} scan-simulated training canvases", flush=True)
+    real_rows = len(train)
+    if args.synth_fonts:
+        train, scanned = add_synthetic(train, scanned, args, ckpt_dir / f"synth-{key}")
     state = torch.load(args.resume, weights_only=False) if args.resume else None
     vocabulary = (
         state["vocabulary"]
@@ -233,7 +255,8 @@ def main(argv: list[str] | None = None) -> int:
         rng = np.random.default_rng([args.seed, epoch])
         gen = torch.Generator().manual_seed(args.seed * 1000 + epoch)
         tick, seen, losses, skipped = time.monotonic(), 0, [], 0
-        for batch in hme_data.pair_batches(train.group, args.batch_pairs, rng):
+        anchors = epoch_anchors(real_rows, len(train), args.synth_share, rng)
+        for batch in hme_data.pair_batches(train.group, args.batch_pairs, rng, anchors):
             x = augment(to_input(pick_canvases(train, scanned, batch, args, rng)), gen)
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
                 logits, emb = net(x.contiguous(memory_format=torch.channels_last))
@@ -320,6 +343,58 @@ def pick_canvases(
     use_scan = rng.random(len(batch)) < args.scan_share
     canvases[use_scan] = scanned[batch[use_scan]]
     return canvases
+
+
+def epoch_anchors(
+    real: int, total: int, synth_share: float, rng: np.random.Generator
+) -> np.ndarray:
+    """Every real row once, plus a random ``synth_share`` of synthetic rows."""
+    synthetic = total - real
+    if synthetic <= 0 or synth_share <= 0:
+        return np.arange(real)
+    wanted = min(synthetic, round(real * synth_share / (1 - synth_share)))
+    extra = real + rng.choice(synthetic, wanted, replace=False)
+    return np.concatenate([np.arange(real), extra])
+
+
+def add_synthetic(
+    train: hme_data.HmeSet,
+    scanned: np.ndarray | None,
+    args: argparse.Namespace,
+    cache_stem: Path,
+) -> tuple[hme_data.HmeSet, np.ndarray | None]:
+    """The training split with typeset renders appended (rows after the real ones)."""
+    from . import hme_synth
+    from .fonts import font_files
+
+    fonts = font_files(args.synth_fonts)
+    if not fonts:
+        raise SystemExit(f"--synth-fonts {args.synth_fonts!r}: no fonts found")
+    expressions = sorted(set(train.latex))
+    exam = hme_synth.exam_answers(args.synth_exam, np.random.default_rng(args.seed))
+    known = set(expressions)
+    expressions += [t for t in exam if t not in known]
+    tag = f"{len(fonts)}f-{args.synth_copies}c-{len(expressions)}e-s{args.seed}"
+
+    def render() -> dict[str, np.ndarray]:
+        clean, scan, latex = hme_synth.render_synthetic(
+            expressions, fonts, args.synth_copies, args.canvas, args.seed
+        )
+        return {"clean": clean, "scanned": scan, "latex": np.array(latex)}
+
+    arrays = cached_arrays(cache_stem.with_name(f"{cache_stem.name}-{tag}.npz"), render)
+    latex = train.latex + [str(t) for t in arrays["latex"]]
+    names = {t: i for i, t in enumerate(sorted(set(latex)))}
+    group = np.array([names[t] for t in latex], np.int64)
+    canvases = np.concatenate([train.canvases, arrays["clean"]])
+    if scanned is not None:
+        scanned = np.concatenate([scanned, arrays["scanned"]])
+    print(
+        f"{len(arrays['latex'])} synthetic renders of {len(set(arrays['latex']))}"
+        f" expressions in {len(fonts)} fonts",
+        flush=True,
+    )
+    return hme_data.HmeSet(canvases, latex, group), scanned
 
 
 def subset(data: hme_data.HmeSet, rows: list[int]) -> hme_data.HmeSet:

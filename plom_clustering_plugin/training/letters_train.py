@@ -31,9 +31,11 @@ import torch
 from torch.nn import functional as F
 
 from .cpu import use_bf16
+from .fonts import font_files
 from .letters_data import read_letters, split_by_writer
 from .letters_dataset import cached_set, images64_set
 from .letters_export import export_onnx
+from .letters_fonts import font_letters
 from .letters_model import LetterNet, augment
 
 CHECKPOINT = "letters-checkpoint.pt"
@@ -72,10 +74,19 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="strokes drawn into cluttered boxes, the clean images64 of the same"
         " training writers, or both (default)",
     )
+    parser.add_argument(
+        "--fonts",
+        help="also train on letters drawn in handwriting fonts: 'debian', a folder"
+        " or a comma list of files (training/fonts.py)",
+    )
+    parser.add_argument(
+        "--font-variants", type=int, default=40, help="draws per character and font"
+    )
     parser.add_argument("--smoke", action="store_true", help="tiny, fast run for CI")
     args = parser.parse_args(argv)
     if args.smoke:
         args.epochs, args.variants, args.batch = 2, 1, 64
+        args.font_variants = 2
     return args
 
 
@@ -143,6 +154,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The tablet's own rendering of the same training writers: one more pen and
         # scale, and the clean, centred look of letters with no box around them.
         parts.append(images64_set(args.data, {x.writer for x in train}))
+    if args.fonts:
+        fonts = font_files(args.fonts)
+        if not fonts:
+            raise SystemExit(f"--fonts {args.fonts!r}: no fonts found")
+        parts.append(font_letters(fonts, args.font_variants, args.seed))
+        log(f"{len(parts[-1][1])} letters drawn in {len(fonts)} fonts")
     x_train = np.concatenate([x for x, _ in parts])
     y_train = np.concatenate([y for _, y in parts])
     x_val, y_val = cached_set(
