@@ -76,6 +76,7 @@ def final_report(
     args: argparse.Namespace,
     *,
     train: hme_data.HmeSet,
+    synthetic: int = 0,
     val: hme_data.HmeSet,
     rows: list,
     val_rows: list[int],
@@ -83,7 +84,18 @@ def final_report(
     command: str,
     extra: dict,
 ) -> dict:
-    """Calibrate, validate, measure speed and write ``hme-symbols-v<N>.entry.json``."""
+    """Calibrate, validate, measure speed and write ``hme-symbols-v<N>.entry.json``.
+
+    ``train`` holds the real training images (calibration runs on them); ``synthetic``
+    counts the font renders trained on beside them.
+    """
+    fonts = (
+        f"; plus {synthetic} renders typeset in Debian handwriting fonts"
+        f" ({args.synth_copies} per training expression and {args.synth_exam}"
+        " generated exam answers; fonts: OFL/GPL/CC licences, see docs/models-hme.md)"
+        if synthetic
+        else ""
+    )
     kwargs = dict(
         version=args.version,
         command=command,
@@ -96,6 +108,7 @@ def final_report(
                 else f"{len(train)} images of {1 - args.val_share:.0%} of the"
                 " expressions (split by expression, seeded)"
             )
+            + fonts
         ),
         description=(
             "HSC-style symbol class maps (2 input scales), sigmoid, max-pooled over the"
@@ -104,6 +117,11 @@ def final_report(
             + (
                 f", {args.scan_share:.0%} of images scan-simulated"
                 if args.scan_share
+                else ""
+            )
+            + (
+                f", {args.synth_share:.0%} of anchors typeset in handwriting fonts"
+                if synthetic
                 else ""
             )
         ),

@@ -315,10 +315,13 @@ def main(argv: list[str] | None = None) -> int:
     command = "python -m plom_clustering_plugin.training.hme_train " + shlex.join(
         argv if argv is not None else sys.argv[1:]
     )
+    synthetic = len(train) - real_rows
     final_report(
         onnx_path,
         args,
-        train=train,
+        # Calibration stands in for unseen real writers: real training images only.
+        train=subset(train, list(range(real_rows))),
+        synthetic=synthetic,
         val=val,
         rows=rows,
         val_rows=val_rows,
