@@ -108,7 +108,7 @@ class TrainingSmokeTest(SimpleTestCase):
             self.assertIn("epoch 2/2", printed.getvalue())
             # 12 characters, 2 draws each, in each of the 2 fonts.
             self.assertIn("48 letters drawn in 2 fonts", printed.getvalue())
-            model = tmp / "out" / "mcq-letters-v2.onnx"
+            model = tmp / "out" / "mcq-letters-v3.onnx"
             self.assertTrue(model.exists())
             self.assertTrue((tmp / "work" / "smoke" / "letters-checkpoint.pt").exists())
             log = json.loads((tmp / "out" / "letters-train-log.json").read_text())
@@ -131,3 +131,14 @@ class TrainingSmokeTest(SimpleTestCase):
                 self.assertEqual(letters_train.main(args), 0)
             self.assertIn("resumed after epoch 2", printed.getvalue())
             self.assertNotIn("epoch 1/2", printed.getvalue())
+
+            # The manifest entry tells how the model was made, from the run's log.
+            from plom_clustering_plugin.training.letters_eval import build_entry
+
+            entry = build_entry(model, {}, 0.5)
+            self.assertIn(
+                "--fonts " + ",".join(plom_fonts()[:2]), entry["training_command"]
+            )
+            self.assertIn("--model-file mcq-letters-v3.onnx", entry["training_command"])
+            self.assertIn("handwriting font", entry["training_data"])
+            self.assertEqual(entry["version"], "3")

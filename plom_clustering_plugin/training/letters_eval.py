@@ -53,6 +53,7 @@ def build_entry(model: Path, metrics: dict, review_confidence: float) -> dict:
     """The manifest entry for the exported file (schema of ``ml.manifest``)."""
     data = model.read_bytes()
     version = model_version(model)
+    recipe = training_config(model)
     return {
         "name": "mcq-letters",
         "version": version,
@@ -85,24 +86,55 @@ def build_entry(model: Path, metrics: dict, review_confidence: float) -> dict:
             " (doi 10.5281/zenodo.1195803); the original 1999 UNIPEN CD notice said"
             " research use only."
         ),
-        "training_data": (
-            "UNIPEN train_r01_v07 categories 1b/1c, letters A-F/a-f: 17,762 letters by"
-            " 174 writers (letters-train); 80 % of the writers trained on, rendered from"
-            " pen strokes into answer boxes with clutter and scan degradation"
-            + (
-                ", plus the same writers' pre-rendered images64 letters."
-                if version != "1"
-                else "."
-            )
-        ),
-        "training_command": (
-            "python -m plom_clustering_plugin.training.letters_train"
-            " --data letters-train --out weights/ --seed 0"
-            + (" --epochs 10 --source strokes" if version == "1" else "")
-        ),
+        "training_data": training_data(version, recipe),
+        "training_command": training_command(version, recipe),
         "seed": 0,
         "metrics": {"review_confidence": review_confidence, **metrics},
     }
+
+
+def training_config(model: Path) -> dict[str, str]:
+    """The options ``letters_train`` wrote beside the model (empty if it is not there)."""
+    log = model.parent / "letters-train-log.json"
+    if not log.exists():
+        return {}
+    return json.loads(log.read_text())["config"]
+
+
+def training_data(version: str, config: dict[str, str]) -> str:
+    """What the model was trained on, in words."""
+    text = (
+        "UNIPEN train_r01_v07 categories 1b/1c, letters A-F/a-f: 17,762 letters by"
+        " 174 writers (letters-train); 80 % of the writers trained on, rendered from"
+        " pen strokes into answer boxes with clutter and scan degradation"
+    )
+    if version != "1":  # v1 predates --source; later runs default to "both"
+        text += ", plus the same writers' pre-rendered images64 letters"
+    if config.get("fonts", "None") != "None":
+        text += (
+            f", plus {config['font_variants']} draws of each letter in each Debian"
+            " handwriting font of training/fonts.py (OFL, GPL and CC BY-SA font"
+            " licences; docs/models.md)"
+        )
+    return text + "."
+
+
+def training_command(version: str, config: dict[str, str]) -> str:
+    """The ``letters_train`` command that made the model (from its log when present)."""
+    command = (
+        "python -m plom_clustering_plugin.training.letters_train"
+        " --data letters-train --out weights/"
+    )
+    if not config:
+        return (
+            command
+            + " --seed 0"
+            + (" --epochs 10 --source strokes" if version == "1" else "")
+        )
+    for option in ("seed", "epochs", "source", "fonts", "font_variants", "model_file"):
+        if config.get(option, "None") != "None":
+            command += f" --{option.replace('_', '-')} {config[option]}"
+    return command
 
 
 def model_version(model: Path) -> str:

@@ -39,7 +39,7 @@ from .letters_fonts import font_letters
 from .letters_model import LetterNet, augment
 
 CHECKPOINT = "letters-checkpoint.pt"
-MODEL_FILE = "mcq-letters-v2.onnx"
+MODEL_FILE = "mcq-letters-v3.onnx"
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
