@@ -207,3 +207,54 @@ class ReviewThresholdTest(SimpleTestCase):
         # The bin catches the misread writings and few others.
         self.assertGreaterEqual(len(set(binned.tolist()) & ambiguous), 3)
         self.assertLessEqual(len(set(binned.tolist()) - ambiguous), 2)
+
+
+class CalibrationPlateauTest(SimpleTestCase):
+    """Distances are taken from the middle of the best settings, not the first."""
+
+    def test_middle_of_a_plateau_of_ties(self):
+        from plom_clustering_plugin.training.hme_validate import _plateau_middle
+
+        results = [
+            (score, same, different, {"ari": score})
+            for same, different, score in [
+                (0.01, 0.3, 0.80),
+                (0.01, 0.4, 1.0),
+                (0.01, 0.5, 1.0),
+                (0.01, 0.6, 1.0),
+                (0.01, 0.7, 0.95),
+            ]
+        ]
+        chosen = _plateau_middle(results)
+        self.assertEqual(chosen["different_answer_distance"], 0.5)
+        self.assertEqual(chosen["tied_settings"], 3)
+
+    def test_a_single_best_setting_wins_alone(self):
+        from plom_clustering_plugin.training.hme_validate import _plateau_middle
+
+        results = [(0.9, 0.01, 0.3, {}), (0.97, 0.02, 0.6, {}), (0.5, 0.01, 0.7, {})]
+        chosen = _plateau_middle(results)
+        self.assertEqual(
+            (chosen["same_answer_distance"], chosen["different_answer_distance"]),
+            (0.02, 0.6),
+        )
+        self.assertEqual(chosen["tied_settings"], 1)
+
+    def test_calibrating_well_separated_answers_picks_a_plateau_middle(self):
+        from plom_clustering_plugin.training.hme_validate import (
+            DIFFERENT_GRID,
+            calibrate,
+        )
+
+        rng = np.random.default_rng(0)
+        centres = np.eye(6, 24) * 3
+        vectors, latex = [], []
+        for e in range(6):
+            for _ in range(10):
+                point = centres[e] + rng.normal(0, 0.05, 24)
+                vectors.append(point / np.linalg.norm(point))
+                latex.append(f"y-{e}")
+        chosen = calibrate(np.asarray(vectors), latex, count=3)
+        # Every setting separates these perfectly: the middle one, not the first.
+        self.assertGreater(chosen["tied_settings"], 1)
+        self.assertGreater(chosen["different_answer_distance"], DIFFERENT_GRID[0])

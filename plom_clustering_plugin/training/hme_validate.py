@@ -102,22 +102,40 @@ def calibrate(
     """The (same, different) distances with the best exam score on these answers.
 
     Score: mean ARI minus the excess marking cost over ideal, so that neither merging
-    different answers nor splitting equal ones is free.
+    different answers nor splitting equal ones is free.  When several settings tie for
+    the best score (a net that has learnt its training images scores perfectly over a
+    whole range), the middle of that plateau is taken: the setting farthest from the
+    edges where it starts to fail, rather than the first one tried.
     """
-    best = None
+    results = []
     for same in SAME_GRID:
         for different in DIFFERENT_GRID:
             if different <= same:
                 continue
             scores = exam(vectors, latex, same, different, seed=seed, count=count)
             value = scores["ari"] - (scores["cost_vs_ideal"] - 1)
-            if best is None or value > best[0]:
-                best = (value, same, different, scores)
-    assert best is not None
+            results.append((value, same, different, scores))
+    if not results:
+        raise ValueError("no (same, different) setting to try")
+    return _plateau_middle(results)
+
+
+#: Scores this close to the best are ties (the exam means are over a few questions).
+TIE = 1e-3
+
+
+def _plateau_middle(results: list[tuple[float, float, float, dict]]) -> dict:
+    """The middle setting of those tied for the best score, by (different, same)."""
+    best = max(value for value, *_ in results)
+    tied = sorted(
+        (r for r in results if r[0] >= best - TIE), key=lambda r: (r[2], r[1])
+    )
+    _, same, different, scores = tied[(len(tied) - 1) // 2]
     return {
-        "same_answer_distance": best[1],
-        "different_answer_distance": best[2],
-        "train_exam": best[3],
+        "same_answer_distance": same,
+        "different_answer_distance": different,
+        "train_exam": scores,
+        "tied_settings": len(tied),
     }
 
 
