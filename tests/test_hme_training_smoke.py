@@ -73,6 +73,7 @@ class HmeTrainingSmokeTests(SimpleTestCase):
             common = ["--data", str(root / "data"), "--out", str(root / "out")]
             common += ["--ckpt-dir", str(root / "ckpt"), "--seed", "0", "--smoke"]
             common += ["--synth-fonts", ",".join(plom_fonts()[:2])]
+            common += ["--calib-share", "0.3"]
             # CPU time, not wall time: CI machines are shared and the budget is ours.
             started = time.process_time()
             with redirect_stdout(io.StringIO()) as log:
@@ -91,6 +92,7 @@ class HmeTrainingSmokeTests(SimpleTestCase):
             self.assertEqual(entry.output.meaning, "embedding")
             self.assertIn("CC BY-NC-SA", entry.licence)
             self.assertIn("--smoke", entry.training_command)
+            self.assertIn("held out to calibrate", entry.training_data)
             self.assertIn("review_confidence", entry.metrics)
             session = ort.InferenceSession(
                 str(onnx_path), providers=["CPUExecutionProvider"]

@@ -76,6 +76,7 @@ def final_report(
     args: argparse.Namespace,
     *,
     train: hme_data.HmeSet,
+    calibration: hme_data.HmeSet | None = None,
     synthetic: int = 0,
     val: hme_data.HmeSet,
     rows: list,
@@ -86,8 +87,9 @@ def final_report(
 ) -> dict:
     """Calibrate, validate, measure speed and write ``hme-symbols-v<N>.entry.json``.
 
-    ``train`` holds the real training images (calibration runs on them); ``synthetic``
-    counts the font renders trained on beside them.
+    ``train`` holds the real training images; the distances are calibrated on
+    ``calibration`` (held-out training expressions) when given, else on ``train``.
+    ``synthetic`` counts the font renders trained on beside them.
     """
     fonts = (
         f"; plus {synthetic} renders typeset in Debian handwriting fonts"
@@ -107,6 +109,12 @@ def final_report(
                 if args.all_data
                 else f"{len(train)} images of {1 - args.val_share:.0%} of the"
                 " expressions (split by expression, seeded)"
+            )
+            + (
+                f"; {len(calibration)} images of other expressions held out to"
+                " calibrate the distances"
+                if calibration is not None
+                else ""
             )
             + fonts
         ),
@@ -135,16 +143,18 @@ def final_report(
         **kwargs,
     )
     embedder = HmeEmbedder.from_files(onnx_path, entry_path, threads=args.threads)
-    vectors, latex = _calibration_vectors(embedder, train, args.seed)
-    calibration = _safe(
+    vectors, latex = _calibration_vectors(
+        embedder, train if calibration is None else calibration, args.seed
+    )
+    calibrated = _safe(
         hme_validate.calibrate,
         vectors,
         latex,
         seed=args.seed,
         count=3 if args.smoke else 20,
     )
-    same = calibration.get("same_answer_distance", 0.08)
-    different = calibration.get(
+    same = calibrated.get("same_answer_distance", 0.08)
+    different = calibrated.get(
         "different_answer_distance", DEFAULT_DIFFERENT_ANSWER_DISTANCE
     )
     review = _safe(
@@ -162,7 +172,7 @@ def final_report(
             " trained on); dev-set figures, not the held-out acceptance set"
         ),
         "review_confidence": review if isinstance(review, float) else 0.0,
-        "calibration_on_training_split": calibration,
+        "calibration_on_training_split": calibrated,
         "training": extra | {"history_tail": history[-3:]},
     }
     if val_rows:
