@@ -385,9 +385,10 @@ def add_synthetic(
 ) -> tuple[hme_data.HmeSet, np.ndarray | None]:
     """The training split with typeset renders appended (rows after the real ones)."""
     from . import hme_synth
-    from .fonts import font_files
+    from .fonts import CAPITALS_ONLY, font_files
 
-    fonts = font_files(args.synth_fonts)
+    # A capital-shaped lower case would teach "x" from an X (the v3 candidate had it).
+    fonts = [f for f in font_files(args.synth_fonts) if f.name not in CAPITALS_ONLY]
     if not fonts:
         raise SystemExit(f"--synth-fonts {args.synth_fonts!r}: no fonts found")
     expressions = sorted(set(train.latex))
