@@ -108,9 +108,13 @@ def load_set(
     """Render (or reload from ``cache``, an ``.npz``) the canvases of ``rows``."""
     canvases = cached(cache, lambda: np.stack([render(p, canvas) for p, _ in rows]))
     latex = [t for _, t in rows]
+    return HmeSet(canvases, latex, expression_groups(latex))
+
+
+def expression_groups(latex: list[str]) -> np.ndarray:
+    """An expression index per image: images with the same LaTeX share one."""
     names = {t: i for i, t in enumerate(sorted(set(latex)))}
-    group = np.array([names[t] for t in latex], np.int64)
-    return HmeSet(canvases, latex, group)
+    return np.array([names[t] for t in latex], np.int64)
 
 
 def pair_batches(

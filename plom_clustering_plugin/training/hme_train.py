@@ -405,8 +405,6 @@ def add_synthetic(
 
     arrays = cached_arrays(cache_stem.with_name(f"{cache_stem.name}-{tag}.npz"), render)
     latex = train.latex + [str(t) for t in arrays["latex"]]
-    names = {t: i for i, t in enumerate(sorted(set(latex)))}
-    group = np.array([names[t] for t in latex], np.int64)
     canvases = np.concatenate([train.canvases, arrays["clean"]])
     if scanned is not None:
         scanned = np.concatenate([scanned, arrays["scanned"]])
@@ -415,15 +413,18 @@ def add_synthetic(
         f" expressions in {len(fonts)} fonts",
         flush=True,
     )
-    return hme_data.HmeSet(canvases, latex, group), scanned
+    return (
+        hme_data.HmeSet(canvases, latex, hme_data.expression_groups(latex)),
+        scanned,
+    )
 
 
 def subset(data: hme_data.HmeSet, rows: list[int]) -> hme_data.HmeSet:
     """The images at ``rows`` (expression indices renumbered)."""
     latex = [data.latex[i] for i in rows]
-    names = {t: i for i, t in enumerate(sorted(set(latex)))}
-    group = np.array([names[t] for t in latex], np.int64)
-    return hme_data.HmeSet(data.canvases[rows], latex, group)
+    return hme_data.HmeSet(
+        data.canvases[rows], latex, hme_data.expression_groups(latex)
+    )
 
 
 if __name__ == "__main__":
