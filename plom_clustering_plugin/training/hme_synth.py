@@ -15,6 +15,7 @@ Plom's own, which the demo uses as its students' hands.
 
 from __future__ import annotations
 
+import logging
 import re
 from pathlib import Path
 
@@ -94,11 +95,12 @@ class Typesetter:
             font_manager.fontManager.addfont(str(path))
             self.names.append(font_manager.FontProperties(fname=str(path)).get_name())
         self._parser = MathTextParser("agg")
+        # Every fallback glyph would log a warning: thousands per training run.
+        logging.getLogger("matplotlib.mathtext").setLevel(logging.ERROR)
+        logging.getLogger("matplotlib.font_manager").setLevel(logging.ERROR)
 
     def draw(self, latex: str, font: int, rng: np.random.Generator) -> np.ndarray:
         """One render of ``latex`` in font number ``font``; ValueError if it won't parse."""
-        import logging
-
         from matplotlib import rc_context
         from matplotlib.font_manager import FontProperties
 
@@ -113,8 +115,6 @@ class Typesetter:
         }
         # The parse cache is keyed by text and size, not by the font rc settings.
         self._parser._parse_cached.cache_clear()
-        logging.getLogger("matplotlib.mathtext").setLevel(logging.ERROR)
-        logging.getLogger("matplotlib.font_manager").setLevel(logging.ERROR)
         dpi = float(rng.uniform(90, 150))
         with rc_context(style):
             parsed = self._parser.parse(
