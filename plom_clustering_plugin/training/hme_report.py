@@ -105,16 +105,17 @@ def final_report(
         training_data=(
             f"crohme-dev (CROHME 2014 training subset, {len(rows)} images): "
             + (
-                "all images"
+                "all expressions"
                 if args.all_data
-                else f"{len(train)} images of {1 - args.val_share:.0%} of the"
-                " expressions (split by expression, seeded)"
+                else f"{1 - args.val_share:.0%} of the expressions (split by"
+                " expression, seeded)"
             )
             + (
-                f"; {len(calibration)} images of other expressions held out to"
-                " calibrate the distances"
+                f", {len(train)} images trained on and {len(calibration)} images of"
+                f" {args.calib_share:.0%} of those expressions held out to calibrate"
+                " the distances"
                 if calibration is not None
-                else ""
+                else f", {len(train)} images"
             )
             + fonts
         ),
