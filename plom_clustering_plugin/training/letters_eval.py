@@ -5,7 +5,8 @@ Usage::
 
     python -m plom_clustering_plugin.training.letters_eval \
         --data /work/shared/data/letters-train --model weights/mcq-letters-v1.onnx \
-        --entry weights/mcq-letters-v1.entry.json [--report /tmp/letters-eval.json]
+        --entry weights/mcq-letters-v1.entry.json [--report /tmp/letters-eval.json] \
+        [--errors /tmp/letter-errors]
 
 Only the validation writers of ``letters_data.split_by_writer`` are used.  Every crop
 goes through ``preprocess.prepare`` and ``LetterEmbedder`` as in a job.  Sets:
@@ -42,6 +43,7 @@ from ..ml.manifest import ModelEntry, parse_manifest
 from ..ml.preprocess import prepare
 from .letters_boxes import TRAIN, compose_box
 from .letters_data import dev_writers, read_letters
+from .letters_errors import confident_errors, write_error_sheets
 
 #: The unsure bin should hold about this share of the clean validation answers.
 UNSURE_SHARE = 0.025
@@ -254,6 +256,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--threshold", type=float, help="fixed unsure threshold")
     parser.add_argument("--no-speed", action="store_true")
     parser.add_argument("--limit", type=int, help="only the first N letters (checks)")
+    parser.add_argument(
+        "--errors", type=Path, help="write contact sheets of the confident clean errors"
+    )
     args = parser.parse_args(argv)
     rng = np.random.default_rng(args.seed)
     embedder = load_embedder(args.model)
@@ -279,6 +284,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         report[name] = score(
             p, clutter_truth if name == "clutter" else truth, blank, threshold
         )
+    if args.errors:
+        rows = confident_errors(clean_p, truth, clean_blank, threshold)
+        write_error_sheets(images, truth, clean_p, rows, args.errors)
     embedder.select_marks = False  # the same model on all the ink, for comparison
     for name, crops in sets.items():
         p, blank = predict_set(embedder, crops)
