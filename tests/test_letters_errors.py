@@ -40,6 +40,14 @@ class ConfidentErrorsTest(SimpleTestCase):
         rows = letters_errors.confident_errors(self.p, self.truth, self.blank, 0.5)
         self.assertEqual(rows.tolist(), [2, 1])
 
+    def test_the_evaluation_counts_the_same_errors_outside_the_bin(self):
+        from plom_clustering_plugin.training.letters_eval import score
+
+        rows = letters_errors.confident_errors(self.p, self.truth, self.blank, 0.5)
+        report = score(self.p, self.truth, self.blank, 0.5)
+        # 3 written answers are outside the bin (0.99, 0.70, 0.95); 2 are wrong.
+        self.assertAlmostEqual(report["error_outside_unsure"], len(rows) / 3)
+
     def test_sheets_hold_every_error_with_its_caption(self):
         rows = letters_errors.confident_errors(self.p, self.truth, self.blank, 0.5)
         images = np.full((len(self.cases), 64, 64), 255, np.uint8)

@@ -202,7 +202,10 @@ def score(
         "caseless_accuracy": float(caseless.mean()),
         "written_called_blank": int(blank.sum()),
         "unsure_share": float(unsure.mean()),
-        "error_outside_unsure": float((~right & sure).sum() / max(sure.sum(), 1)),
+        "error_outside_unsure": float(
+            len(confident_errors(probabilities, truth, blank, threshold))
+            / max(sure.sum(), 1)
+        ),
         "error_inside_unsure": float((~right & unsure).sum() / max(unsure.sum(), 1)),
         "caseless_error_outside_unsure": float(
             (~caseless & sure).sum() / max(sure.sum(), 1)
