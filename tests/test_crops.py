@@ -8,9 +8,11 @@ from pathlib import Path
 import numpy as np
 from django.test import TestCase
 from PIL import Image
+from plom_server.Base.services import Settings
 from plom_server.Papers.models import FixedPage
 from plom_server.Rectangles.services import RectangleExtractor
 
+from plom_clustering_plugin.demo.exam import DEMO_PUBLIC_CODE
 from plom_clustering_plugin.services.crops import CropSource
 
 from .exam_fixtures import three_answer_exam
@@ -37,6 +39,10 @@ class CropPathTest(TestCase):
         )
         self.assertEqual(ours.shape, plom.shape)
         np.testing.assert_array_equal(ours, plom)
+
+    def test_the_exam_prints_a_fixed_public_code(self):
+        # Plom's random code would change every QR code, so every scan, on each build.
+        self.assertEqual(Settings.get_public_code(), DEMO_PUBLIC_CODE)
 
     def test_tilted_scans_give_identical_crops(self):
         for paper in self.exam.papers:

@@ -34,6 +34,8 @@ ANSWER_BOXES: dict[int, tuple[int, tuple[float, float, float, float]]] = {
 }
 #: Where the handwriting goes inside a box: right of the printed "Answer:" label.
 WRITING_INSET = (42.0, 3.0, -4.0, -2.0)
+#: The exam's public code (six digits, in every QR code); Plom would draw one at random.
+DEMO_PUBLIC_CODE = "271828"
 #: Reference images are rendered at 200 dpi.
 REFERENCE_DPI = 200
 
@@ -102,12 +104,17 @@ def _user(username: str, group: str, password: str | None = None) -> User:
 
 def _prepare_exam(num_papers: int) -> None:
     """Spec, source (with reference images), papers: Plom's preparation steps."""
+    from plom_server.Base.services import Settings
     from plom_server.Papers.services import PaperCreatorService, SpecificationService
     from plom_server.Preparation.services import PapersPrinted, SourceService
     from plom_server.Preparation.services.pqv_mapping import PQVMappingService
 
     spec = (resources.files("plom_clustering_plugin.demo") / "spec.toml").read_text()
     SpecificationService.install_spec_from_toml_string(spec)
+    # Plom draws a random public code into every QR code; a fixed one makes the scans,
+    # and so the groups, the same on every run with the same seed.
+    if Settings.get_public_code() is None:
+        Settings.set_public_code(DEMO_PUBLIC_CODE)
     with test_source_pdf().open("rb") as fh:
         SourceService.take_source_from_upload(1, File(fh, name="test_version1.pdf"))
     qvmap = PQVMappingService().make_version_map(num_papers)
