@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import importlib.util
 import io
+import re
 import tempfile
 import time
 from contextlib import redirect_stdout
@@ -73,15 +74,18 @@ class HmeTrainingSmokeTests(SimpleTestCase):
             common = ["--data", str(root / "data"), "--out", str(root / "out")]
             common += ["--ckpt-dir", str(root / "ckpt"), "--seed", "0", "--smoke"]
             common += ["--synth-fonts", ",".join(plom_fonts()[:2])]
-            common += ["--calib-share", "0.3"]
+            common += ["--calib-share", "0.3", "--synth-symbols", "1"]
+            common += ["--lone-boost", "2"]
             # CPU time, not wall time: CI machines are shared and the budget is ours.
             started = time.process_time()
             with redirect_stdout(io.StringIO()) as log:
                 self.assertEqual(hme_train.main(common), 0)
             self.assertLess(time.process_time() - started, 60)
-            self.assertRegex(
-                log.getvalue(), r"\d+ synthetic renders of \d+ expressions"
+            # Typeset expressions, then typeset lone symbols.
+            renders = re.findall(
+                r"\d+ synthetic renders of \d+ expressions", log.getvalue()
             )
+            self.assertEqual(len(renders), 2, log.getvalue())
             onnx_path = root / "out" / "hme-symbols-v3.onnx"
             entry_path = root / "out" / "hme-symbols-v3.entry.json"
             checkpoint = root / "ckpt" / "last.pt"
@@ -132,6 +136,14 @@ class EpochAnchorTests(SimpleTestCase):
         self.assertEqual(len(synthetic), round(100 * 0.25 / 0.75))
         self.assertEqual(len(set(synthetic.tolist())), len(synthetic))
         self.assertTrue((synthetic < 400).all())
+
+    def test_boost_repeats_the_chosen_rows_only(self):
+        from plom_clustering_plugin.training.hme_train import boost
+
+        chosen = np.array([False, True, False, True, False])
+        anchors = np.array([4, 3, 0, 1])
+        self.assertEqual(boost(anchors, chosen, 3).tolist(), [4, 3, 0, 1, 3, 1, 3, 1])
+        self.assertEqual(boost(anchors, chosen, 1).tolist(), anchors.tolist())
 
     def test_no_synthetic_rows_means_the_real_rows_only(self):
         from plom_clustering_plugin.training.hme_train import epoch_anchors

@@ -56,6 +56,29 @@ class ExamAnswerTests(SimpleTestCase):
             self.assertLessEqual(symbol_set(text), allowed, text)
 
 
+class LoneSymbolTests(SimpleTestCase):
+    def test_glyphs_that_can_stand_alone_one_spelling_each(self):
+        latexes = [
+            r"a + b",
+            r"a - \alpha",
+            r"\frac{a}{b} = x",
+            r"x \to y",
+            r"x \rightarrow y",
+            r"a . b",
+        ]
+        symbols = hme_synth.lone_symbols(latexes, 1)
+        self.assertLessEqual({"a", "b", "x", "y", "+", "=", r"\alpha"}, set(symbols))
+        for never in (r"\frac", "{", "}", ".", "-"):
+            self.assertNotIn(never, symbols)
+        # Two spellings of one arrow would be two answers pushed apart in training.
+        self.assertEqual(len({r"\to", r"\rightarrow"} & set(symbols)), 1)
+        self.assertEqual(len(symbols), len(set(symbols)))
+
+    def test_rare_glyphs_are_left_out(self):
+        symbols = hme_synth.lone_symbols([r"a + b", r"a - c", r"a b"], 2)
+        self.assertEqual(symbols, ["a", "b"])
+
+
 class MathtextTests(SimpleTestCase):
     def test_crohme_spellings_become_mathtext(self):
         self.assertEqual(hme_synth.to_mathtext(r"a \lt b"), "$a < b$")

@@ -63,6 +63,36 @@ def exam_answers(count: int, rng: np.random.Generator) -> list[str]:
     return out
 
 
+#: Tokens never typeset alone: they need an argument, or they are punctuation that no
+#: answer consists of (scaled to the canvas, a lone dot becomes a large disc).
+_NEVER_ALONE = {
+    *(r"\frac", r"\sqrt", r"\overline", r"\hat", r"\vec", r"\bar"),
+    *(".", ",", "!", "'", "-", "/", "|", "(", ")", "[", "]", r"\{", r"\}"),
+    *(r"\cdot", r"\cdots", r"\ldots", r"\dots", r"\prime"),
+}
+
+
+def lone_symbols(latexes: list[str], min_images: int) -> list[str]:
+    r"""The glyph tokens of ``latexes`` worth typesetting alone, each as its own answer.
+
+    One-symbol answers (``a`` against ``\alpha``) are decided by one class map, and
+    the real data holds few of them; typeset alone, every class gets some.  One
+    spelling per class (``\to`` and ``\rightarrow`` as two answers would be pushed
+    apart).
+    """
+    from .hme_tokens import ALIASES, STRUCTURE, raw_tokens
+
+    counts: dict[str, int] = {}
+    for latex in latexes:
+        for token in set(raw_tokens(latex)):
+            counts[token] = counts.get(token, 0) + 1
+    spelling: dict[str, str] = {}
+    for token in sorted(counts):
+        if counts[token] >= min_images and token not in STRUCTURE | _NEVER_ALONE:
+            spelling.setdefault(ALIASES.get(token, token), token)
+    return sorted(spelling.values())
+
+
 def elastic(gray: np.ndarray, rng: np.random.Generator, amount: float) -> np.ndarray:
     """Bend an image by a smooth random displacement field (``amount`` in pixels)."""
     from scipy.ndimage import gaussian_filter, map_coordinates

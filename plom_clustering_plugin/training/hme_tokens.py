@@ -66,10 +66,15 @@ STRUCTURE = {
 MIN_IMAGES = 3
 
 
+def raw_tokens(latex: str) -> list[str]:
+    """LaTeX's tokens as written (no aliases merged, nothing dropped)."""
+    return _TOKEN.findall(latex)
+
+
 def tokens(latex: str) -> list[str]:
     """Split LaTeX into glyph tokens (aliases merged, layout tokens dropped)."""
     out = []
-    for raw in _TOKEN.findall(latex):
+    for raw in raw_tokens(latex):
         token = ALIASES.get(raw, raw)  # escaped braces become "brace{": real glyphs
         if token in STRUCTURE:
             continue
@@ -102,4 +107,4 @@ def canonical(latex: str) -> str:
     It ignores spacing differences only (``x^{2}`` and ``x ^ { 2 }`` agree); the
     structure tokens are kept, because they change the expression.
     """
-    return " ".join(_TOKEN.findall(latex))
+    return " ".join(raw_tokens(latex))

@@ -8,7 +8,7 @@ Usage::
         [--minutes N] [--epochs N] [--resume CKPT] [--all-data] [--smoke] \
         [--canvas 96x384] [--scan-share 0.5] [--version 3] [--bf16 auto|on|off]
         [--synth-fonts debian] [--synth-copies 2] [--synth-exam 1500]
-        [--synth-share 0.33]
+        [--synth-share 0.33] [--synth-symbols 0] [--lone-boost 1]
 
 The expressions of ``--data`` are split 80/20 BY EXPRESSION (seeded); the net learns
 symbol presence (BCE) plus a supervised-contrastive term that pulls two writings of one
@@ -27,6 +27,11 @@ fonts (``hme_synth``; ``--synth-copies`` per expression) and ``--synth-exam`` sh
 exam-style answers; they share an expression's group with its real writings, so a real
 image's partner is often another hand.  ``--synth-share`` of each epoch's anchors are
 synthetic; every real image is an anchor once per epoch.
+
+``--synth-symbols N`` adds N renders of every symbol class typeset alone (distinct
+fonts): a one-symbol answer is told from its look-alikes (``a`` / ``\alpha``) by one
+class map, and crohme-dev has few lone symbols.  ``--lone-boost B`` makes every
+one-symbol anchor (real or typeset) open B pairs per epoch instead of one.
 """
 
 from __future__ import annotations
@@ -93,6 +98,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--synth-share", type=float, default=0.33, help="synthetic share of anchors"
     )
     parser.add_argument(
+        "--synth-symbols", type=int, default=0, help="renders of each symbol alone"
+    )
+    parser.add_argument(
+        "--lone-boost", type=int, default=1, help="anchor turns of one-symbol answers"
+    )
+    parser.add_argument(
         "--scan-share", type=float, default=0.5, help="share of scan-simulated images"
     )
     parser.add_argument(
@@ -107,6 +118,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.epochs, args.width, args.batch_pairs, args.val_every = 2, 4, 4, 1
         args.canvas = (48, 192)
         args.synth_copies, args.synth_exam = 1, 8
+        args.synth_symbols = min(args.synth_symbols, 1)
     return args
 
 
@@ -266,12 +278,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"resumed {args.resume} at epoch {epoch}", flush=True)
 
     group = torch.from_numpy(train.group)
+    lone = np.array([len(hme_tokens.tokens(t)) == 1 for t in train.latex])
     stopped_early = False
     while epoch < args.epochs:
         rng = np.random.default_rng([args.seed, epoch])
         gen = torch.Generator().manual_seed(args.seed * 1000 + epoch)
         tick, seen, losses, skipped = time.monotonic(), 0, [], 0
         anchors = epoch_anchors(real_rows, len(train), args.synth_share, rng)
+        anchors = boost(anchors, lone, args.lone_boost)
         for batch in hme_data.pair_batches(train.group, args.batch_pairs, rng, anchors):
             x = augment(to_input(pick_canvases(train, scanned, batch, args, rng)), gen)
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
@@ -377,6 +391,12 @@ def epoch_anchors(
     return np.concatenate([np.arange(real), extra])
 
 
+def boost(anchors: np.ndarray, chosen: np.ndarray, turns: int) -> np.ndarray:
+    """``anchors`` with the ``chosen`` rows among them repeated to ``turns`` turns."""
+    extra = anchors[chosen[anchors]]
+    return np.concatenate([anchors, *[extra] * max(0, turns - 1)])
+
+
 def add_synthetic(
     train: hme_data.HmeSet,
     scanned: np.ndarray | None,
@@ -395,24 +415,35 @@ def add_synthetic(
     exam = hme_synth.exam_answers(args.synth_exam, np.random.default_rng(args.seed))
     known = set(expressions)
     expressions += [t for t in exam if t not in known]
-    tag = f"{len(fonts)}f-{args.synth_copies}c-{len(expressions)}e-s{args.seed}"
+    parts = [(expressions, args.synth_copies, args.seed)]
+    if args.synth_symbols:
+        symbols = hme_synth.lone_symbols(train.latex, 1 if args.smoke else 3)
+        parts.append((symbols, args.synth_symbols, args.seed + 1))
+    latex, canvases = list(train.latex), [train.canvases]
+    scans = [] if scanned is None else [scanned]
+    for texts, copies, seed in parts:
+        tag = f"{len(fonts)}f-{copies}c-{len(texts)}e-s{seed}"
 
-    def render() -> dict[str, np.ndarray]:
-        clean, scan, latex = hme_synth.render_synthetic(
-            expressions, fonts, args.synth_copies, args.canvas, args.seed
+        def render(texts=texts, copies=copies, seed=seed) -> dict[str, np.ndarray]:
+            clean, scan, rows = hme_synth.render_synthetic(
+                texts, fonts, copies, args.canvas, seed
+            )
+            return {"clean": clean, "scanned": scan, "latex": np.array(rows)}
+
+        arrays = cached_arrays(
+            cache_stem.with_name(f"{cache_stem.name}-{tag}.npz"), render
         )
-        return {"clean": clean, "scanned": scan, "latex": np.array(latex)}
-
-    arrays = cached_arrays(cache_stem.with_name(f"{cache_stem.name}-{tag}.npz"), render)
-    latex = train.latex + [str(t) for t in arrays["latex"]]
-    canvases = np.concatenate([train.canvases, arrays["clean"]])
-    if scanned is not None:
-        scanned = np.concatenate([scanned, arrays["scanned"]])
-    print(
-        f"{len(arrays['latex'])} synthetic renders of {len(set(arrays['latex']))}"
-        f" expressions in {len(fonts)} fonts",
-        flush=True,
-    )
+        latex += [str(t) for t in arrays["latex"]]
+        canvases.append(arrays["clean"])
+        if scans:
+            scans.append(arrays["scanned"])
+        print(
+            f"{len(arrays['latex'])} synthetic renders of {len(set(arrays['latex']))}"
+            f" expressions in {len(fonts)} fonts",
+            flush=True,
+        )
+    canvases = np.concatenate(canvases)
+    scanned = np.concatenate(scans) if scans else None
     return (
         hme_data.HmeSet(canvases, latex, hme_data.expression_groups(latex)),
         scanned,
