@@ -151,3 +151,17 @@ class EpochAnchorTests(SimpleTestCase):
         rng = np.random.default_rng(0)
         self.assertEqual(epoch_anchors(7, 7, 0.3, rng).tolist(), list(range(7)))
         self.assertEqual(epoch_anchors(7, 20, 0.0, rng).tolist(), list(range(7)))
+
+
+@skipIf(NO_TORCH, "torch is not installed (pip install torch==2.13.0)")
+class SkippedStepWarningTests(SimpleTestCase):
+    def test_many_skipped_steps_are_warned_about(self):
+        from plom_clustering_plugin.training.hme_train import skipped_warning
+
+        self.assertIsNone(skipped_warning(0, 150, True))
+        self.assertIsNone(skipped_warning(3, 150, True))
+        self.assertIsNone(skipped_warning(0, 0, True))
+        warning = skipped_warning(30, 150, True)
+        self.assertIn("30 of 150 steps", warning)
+        self.assertIn("--bf16 off", warning)
+        self.assertNotIn("--bf16", skipped_warning(30, 150, False))

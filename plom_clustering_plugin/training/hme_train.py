@@ -319,6 +319,8 @@ def main(argv: list[str] | None = None) -> int:
             record |= monitor(net, val, val_targets, args.seed, bf16)
         history.append(record)
         print(json.dumps(record), flush=True)
+        if warning := skipped_warning(skipped, len(losses), bf16):
+            print(warning, flush=True)
         save(
             ckpt_dir / "last.pt",
             {
@@ -361,6 +363,26 @@ def main(argv: list[str] | None = None) -> int:
         extra={"epochs": epoch, "stopped_early": stopped_early, "ort_diff": difference},
     )
     return 0
+
+
+#: Share of an epoch's steps that may be skipped as non-finite before a warning.
+SKIPPED_WARN_SHARE = 0.05
+
+
+def skipped_warning(skipped: int, steps: int, bf16: bool) -> str | None:
+    """A warning when many steps were skipped (session 5: width 20 in bf16 lost 20 %)."""
+    if steps == 0 or skipped / steps <= SKIPPED_WARN_SHARE:
+        return None
+    hint = (
+        " bf16 overflows in the first layers at some widths: try --bf16 off or a"
+        " width that is a multiple of 16."
+        if bf16
+        else ""
+    )
+    return (
+        f"warning: {skipped} of {steps} steps this epoch had non-finite gradients"
+        f" and were skipped.{hint}"
+    )
 
 
 def pick_canvases(
