@@ -165,3 +165,27 @@ class SkippedStepWarningTests(SimpleTestCase):
         self.assertIn("30 of 150 steps", warning)
         self.assertIn("--bf16 off", warning)
         self.assertNotIn("--bf16", skipped_warning(30, 150, False))
+
+
+@skipIf(NO_TORCH, "torch is not installed (pip install torch==2.13.0)")
+class DeeperTrunkTests(SimpleTestCase):
+    def test_deeper_adds_layers_at_one_eighth_and_keeps_the_outputs(self):
+        import torch
+
+        from plom_clustering_plugin.training.hme_model import GRID, HmeNet
+
+        torch.manual_seed(0)
+        x = torch.rand(2, 1, 48, 192)
+        shapes, sizes = [], []
+        for deeper in (0, 2):
+            net = HmeNet(7, width=4, deeper=deeper).eval()
+            logits, emb = net(x)
+            shapes.append((tuple(logits.shape), tuple(emb.shape)))
+            sizes.append(sum(p.numel() for p in net.parameters()))
+        self.assertEqual(shapes[0], ((2, 7), (2, 7 * (1 + GRID[0] * GRID[1]))))
+        self.assertEqual(shapes[0], shapes[1])
+        # Two 3x3 convolutions of 6w channels plus their BatchNorm scales and shifts.
+        channels = 6 * 4
+        self.assertEqual(
+            sizes[1] - sizes[0], 2 * (channels * channels * 9 + 2 * channels)
+        )

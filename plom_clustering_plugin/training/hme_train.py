@@ -80,6 +80,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="share of the training expressions held out to calibrate distances on",
     )
     parser.add_argument("--width", type=int, default=16)
+    parser.add_argument(
+        "--deeper", type=int, default=0, help="extra 3x3 layers at 1/8 resolution"
+    )
     parser.add_argument("--batch-pairs", type=int, default=32)
     parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--bce", type=float, default=10.0, help="presence weight")
@@ -262,7 +265,9 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
 
-    net = HmeNet(len(vocabulary), args.width).to(memory_format=torch.channels_last)
+    net = HmeNet(len(vocabulary), args.width, deeper=args.deeper).to(
+        memory_format=torch.channels_last
+    )
     optimiser = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
     steps_per_epoch = len(train) // args.batch_pairs
     total = steps_per_epoch * args.epochs
