@@ -93,8 +93,14 @@ def final_report(
     """
     fonts = (
         f"; plus {synthetic} renders typeset in Debian handwriting fonts"
-        f" ({args.synth_copies} per training expression and {args.synth_exam}"
-        " generated exam answers; fonts: OFL/GPL/CC licences, see docs/models-hme.md)"
+        f" ({args.synth_copies} per training expression, {args.synth_exam}"
+        " generated exam answers"
+        + (
+            f", {args.synth_symbols} of each symbol class alone"
+            if args.synth_symbols
+            else ""
+        )
+        + "; fonts: OFL/GPL/CC licences, see docs/models-hme.md)"
         if synthetic
         else ""
     )
@@ -120,9 +126,10 @@ def final_report(
             + fonts
         ),
         description=(
-            "HSC-style symbol class maps (2 input scales), sigmoid, max-pooled over the"
-            " image and a 3x7 grid, L2 per level; trained with symbol-presence BCE +"
-            " supervised contrastive loss"
+            "HSC-style symbol class maps (2 input scales"
+            + (f", {args.deeper} extra layers at 1/8 resolution" if args.deeper else "")
+            + "), sigmoid, max-pooled over the image and a 3x7 grid, L2 per level;"
+            " trained with symbol-presence BCE + supervised contrastive loss"
             + (
                 f", {args.scan_share:.0%} of images scan-simulated"
                 if args.scan_share
@@ -131,6 +138,11 @@ def final_report(
             + (
                 f", {args.synth_share:.0%} of anchors typeset in handwriting fonts"
                 if synthetic
+                else ""
+            )
+            + (
+                f", one-symbol answers opening {args.lone_boost} pairs per epoch"
+                if args.lone_boost > 1
                 else ""
             )
         ),
