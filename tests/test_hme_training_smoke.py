@@ -9,7 +9,7 @@ import io
 import re
 import tempfile
 import time
-from contextlib import redirect_stdout
+from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 from unittest import skipIf
 
@@ -113,6 +113,10 @@ class HmeTrainingSmokeTests(SimpleTestCase):
             )
             self.assertEqual(vectors.shape, (1, out.shape[1]))
 
+            # A checkpoint resumed with another depth stops with a clear message.
+            with self.assertRaisesRegex(SystemExit, "the checkpoint has --deeper 0"):
+                hme_train.main([*common, "--resume", str(checkpoint), "--deeper", "1"])
+
             # Resuming a finished run skips training and exports the same weights.
             first = onnx_path.read_bytes()
             resume = [*common, "--resume", str(checkpoint)]
@@ -189,3 +193,18 @@ class DeeperTrunkTests(SimpleTestCase):
         self.assertEqual(
             sizes[1] - sizes[0], 2 * (channels * channels * 9 + 2 * channels)
         )
+
+    def test_counts_must_be_whole_and_not_negative(self):
+        from plom_clustering_plugin.training.hme_train import parse_args
+
+        base = ["--data", "d", "--out", "o"]
+        self.assertEqual(parse_args([*base, "--deeper", "2"]).deeper, 2)
+        for option in ("--deeper", "--synth-symbols", "--lone-boost"):
+            for bad in ("-1", "two"):
+                with (
+                    self.subTest(option=option, value=bad),
+                    redirect_stderr(io.StringIO()) as err,
+                    self.assertRaises(SystemExit),
+                ):
+                    parse_args([*base, option, bad])
+                self.assertIn(option, err.getvalue())

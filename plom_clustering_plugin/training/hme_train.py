@@ -81,7 +81,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--width", type=int, default=16)
     parser.add_argument(
-        "--deeper", type=int, default=0, help="extra 3x3 layers at 1/8 resolution"
+        "--deeper", type=count, default=0, help="extra 3x3 layers at 1/8 resolution"
     )
     parser.add_argument("--batch-pairs", type=int, default=32)
     parser.add_argument("--lr", type=float, default=3e-3)
@@ -101,10 +101,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--synth-share", type=float, default=0.33, help="synthetic share of anchors"
     )
     parser.add_argument(
-        "--synth-symbols", type=int, default=0, help="renders of each symbol alone"
+        "--synth-symbols", type=count, default=0, help="renders of each symbol alone"
     )
     parser.add_argument(
-        "--lone-boost", type=int, default=1, help="anchor turns of one-symbol answers"
+        "--lone-boost",
+        type=count,
+        default=1,
+        help="anchor turns of one-symbol answers per epoch (1: no boost)",
     )
     parser.add_argument(
         "--scan-share", type=float, default=0.5, help="share of scan-simulated images"
@@ -123,6 +126,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.synth_copies, args.synth_exam = 1, 8
         args.synth_symbols = min(args.synth_symbols, 1)
     return args
+
+
+def count(text: str) -> int:
+    """A whole number >= 0 (argparse type)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: must be 0 or more")
+    return value
 
 
 def canvas_size(text: str) -> tuple[int, int]:
@@ -252,6 +266,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.synth_fonts:
         train, scanned = add_synthetic(train, scanned, args, ckpt_dir / f"synth-{key}")
     state = torch.load(args.resume, weights_only=False) if args.resume else None
+    if state and state["args"].get("deeper", 0) != args.deeper:
+        raise SystemExit(
+            f"--resume {args.resume}: the checkpoint has --deeper"
+            f" {state['args'].get('deeper', 0)}, this run asks for {args.deeper}"
+        )
     vocabulary = (
         state["vocabulary"]
         if state
