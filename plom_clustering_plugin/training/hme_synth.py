@@ -73,23 +73,22 @@ _NEVER_ALONE = {
 
 
 def lone_symbols(latexes: list[str], min_images: int) -> list[str]:
-    r"""The glyph tokens of ``latexes`` worth typesetting alone, each as its own answer.
+    r"""The net's symbol classes worth typesetting alone, each as its own answer.
 
     One-symbol answers (``a`` against ``\alpha``) are decided by one class map, and
-    the real data holds few of them; typeset alone, every class gets some.  One
-    spelling per class (``\to`` and ``\rightarrow`` as two answers would be pushed
-    apart).
+    the real data holds few of them; typeset alone, every class gets some.  The
+    classes are the vocabulary's (``hme_tokens.build_vocabulary``), each under one
+    spelling mathtext can draw (``\to`` and ``\rightarrow`` as two answers would be
+    pushed apart).
     """
-    from .hme_tokens import ALIASES, STRUCTURE, raw_tokens
+    from .hme_tokens import ALIASES, build_vocabulary, raw_tokens
 
-    counts: dict[str, int] = {}
-    for latex in latexes:
-        for token in set(raw_tokens(latex)):
-            counts[token] = counts.get(token, 0) + 1
+    classes = set(build_vocabulary(latexes, min_images))
     spelling: dict[str, str] = {}
-    for token in sorted(counts):
-        if counts[token] >= min_images and token not in STRUCTURE | _NEVER_ALONE:
-            spelling.setdefault(ALIASES.get(token, token), token)
+    for token in sorted({t for latex in latexes for t in raw_tokens(latex)}):
+        name = ALIASES.get(token, token)
+        if name in classes and token not in _NEVER_ALONE:
+            spelling.setdefault(name, token)
     return sorted(spelling.values())
 
 
