@@ -63,6 +63,7 @@ def write_dataset(folder: Path) -> None:
 class HmeTrainingSmokeTests(SimpleTestCase):
     def test_smoke_run_trains_exports_and_resumes(self):
         import onnxruntime as ort
+        import torch
 
         from plom_clustering_plugin.ml.hme import HmeEmbedder, read_entry
         from plom_clustering_plugin.ml.preprocess import prepare
@@ -116,6 +117,12 @@ class HmeTrainingSmokeTests(SimpleTestCase):
             # A checkpoint resumed with another depth stops with a clear message.
             with self.assertRaisesRegex(SystemExit, "the checkpoint has --deeper 0"):
                 hme_train.main([*common, "--resume", str(checkpoint), "--deeper", "1"])
+            # So does one resumed with another width (--smoke trains width 4).
+            saved = torch.load(checkpoint, weights_only=False)["args"]
+            wider = hme_train.parse_args(common)
+            wider.width = 8
+            with self.assertRaisesRegex(SystemExit, "the checkpoint has --width 4"):
+                hme_train.check_same_network(saved, wider, str(checkpoint))
 
             # Resuming a finished run skips training and exports the same weights.
             first = onnx_path.read_bytes()

@@ -232,6 +232,10 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     ckpt_dir = Path(args.ckpt_dir)
+    # Before any rendering: a checkpoint of another network fails in seconds.
+    state = torch.load(args.resume, weights_only=False) if args.resume else None
+    if state:
+        check_same_network(state["args"], args, args.resume)
     rows = hme_data.read_labels(args.data)
     bf16 = use_bf16(args.bf16)
     key = hashlib.sha1(
@@ -265,12 +269,6 @@ def main(argv: list[str] | None = None) -> int:
     real_rows = len(train)
     if args.synth_fonts:
         train, scanned = add_synthetic(train, scanned, args, ckpt_dir / f"synth-{key}")
-    state = torch.load(args.resume, weights_only=False) if args.resume else None
-    if state and state["args"].get("deeper", 0) != args.deeper:
-        raise SystemExit(
-            f"--resume {args.resume}: the checkpoint has --deeper"
-            f" {state['args'].get('deeper', 0)}, this run asks for {args.deeper}"
-        )
     vocabulary = (
         state["vocabulary"]
         if state
@@ -387,6 +385,21 @@ def main(argv: list[str] | None = None) -> int:
         extra={"epochs": epoch, "stopped_early": stopped_early, "ort_diff": difference},
     )
     return 0
+
+
+#: The options that shape the network's weights, with their value in checkpoints
+#: written before the option existed.
+NETWORK_OPTIONS = {"width": 16, "deeper": 0}
+
+
+def check_same_network(saved: dict, args: argparse.Namespace, path: str) -> None:
+    """Stop with a clear message when ``--resume`` names another network's checkpoint."""
+    for name, default in NETWORK_OPTIONS.items():
+        if saved.get(name, default) != getattr(args, name):
+            raise SystemExit(
+                f"--resume {path}: the checkpoint has --{name}"
+                f" {saved.get(name, default)}, this run asks for {getattr(args, name)}"
+            )
 
 
 #: Share of an epoch's steps that may be skipped as non-finite before a warning.
