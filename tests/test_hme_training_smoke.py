@@ -76,7 +76,7 @@ class HmeTrainingSmokeTests(SimpleTestCase):
             common += ["--ckpt-dir", str(root / "ckpt"), "--seed", "0", "--smoke"]
             common += ["--synth-fonts", ",".join(plom_fonts()[:2])]
             common += ["--calib-share", "0.3", "--synth-symbols", "1"]
-            common += ["--lone-boost", "2"]
+            common += ["--lone-boost", "2", "--hard-share", "0.5"]
             # CPU time, not wall time: CI machines are shared and the budget is ours.
             started = time.process_time()
             with redirect_stdout(io.StringIO()) as log:

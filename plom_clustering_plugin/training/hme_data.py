@@ -129,17 +129,29 @@ def pair_batches(
     else the anchor itself (its second augmentation stands in for a second writer).
     ``anchors`` (default: every row) are the rows that open a pair this epoch.
     """
-    members: dict[int, np.ndarray] = {}
-    for g in np.unique(group):
-        members[int(g)] = np.flatnonzero(group == g)
+    members = expression_members(group)
     order = rng.permutation(len(group) if anchors is None else anchors)
-    batches = []
-    for start in range(0, len(order) - batch_pairs + 1, batch_pairs):
-        anchors = order[start : start + batch_pairs]
-        partners = []
-        for a in anchors:
-            others = members[int(group[a])]
-            others = others[others != a]
-            partners.append(int(rng.choice(others)) if len(others) else int(a))
-        batches.append(np.concatenate([anchors, np.array(partners, np.int64)]))
-    return batches
+    return [
+        with_partners(order[start : start + batch_pairs], group, members, rng)
+        for start in range(0, len(order) - batch_pairs + 1, batch_pairs)
+    ]
+
+
+def expression_members(group: np.ndarray) -> dict[int, np.ndarray]:
+    """The rows of each expression group."""
+    return {int(g): np.flatnonzero(group == g) for g in np.unique(group)}
+
+
+def with_partners(
+    anchors: np.ndarray,
+    group: np.ndarray,
+    members: dict[int, np.ndarray],
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """``anchors`` followed by a partner for each (see :func:`pair_batches`)."""
+    partners = []
+    for a in anchors:
+        others = members[int(group[a])]
+        others = others[others != a]
+        partners.append(int(rng.choice(others)) if len(others) else int(a))
+    return np.concatenate([anchors, np.array(partners, np.int64)])

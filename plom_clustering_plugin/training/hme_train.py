@@ -8,7 +8,7 @@ Usage::
         [--minutes N] [--epochs N] [--resume CKPT] [--all-data] [--smoke] \
         [--canvas 96x384] [--scan-share 0.5] [--version 3] [--bf16 auto|on|off]
         [--synth-fonts debian] [--synth-copies 2] [--synth-exam 1500]
-        [--synth-share 0.33] [--synth-symbols 0] [--lone-boost 1]
+        [--synth-share 0.33] [--synth-symbols 0] [--lone-boost 1] [--hard-share 0]
 
 The expressions of ``--data`` are split 80/20 BY EXPRESSION (seeded); the net learns
 symbol presence (BCE) plus a supervised-contrastive term that pulls two writings of one
@@ -32,6 +32,10 @@ synthetic; every real image is an anchor once per epoch.
 fonts): a one-symbol answer is told from its look-alikes (``a`` / ``\alpha``) by one
 class map, and crohme-dev has few lone symbols.  ``--lone-boost B`` makes every
 one-symbol anchor (real or typeset) open B pairs per epoch instead of one.
+
+``--hard-share H`` puts H of each epoch's anchors in hard batches (``hme_hard``): a
+random anchor with the anchors the current net embeds nearest to it, so look-alike
+expressions meet in one batch and the contrastive loss has to separate them.
 """
 
 from __future__ import annotations
@@ -49,7 +53,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from . import hme_data, hme_export, hme_tokens, hme_validate
+from . import hme_data, hme_export, hme_hard, hme_tokens, hme_validate
 from .cpu import use_bf16
 from .hme_augment import augment
 from .hme_model import HmeNet
@@ -110,6 +114,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="anchor turns of one-symbol answers per epoch (1: no boost)",
     )
     parser.add_argument(
+        "--hard-share",
+        type=share,
+        default=0.0,
+        help="share of each epoch's anchors batched with their nearest neighbours",
+    )
+    parser.add_argument(
         "--scan-share", type=float, default=0.5, help="share of scan-simulated images"
     )
     parser.add_argument(
@@ -136,6 +146,17 @@ def count(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if value < 0:
         raise argparse.ArgumentTypeError(f"{text!r}: must be 0 or more")
+    return value
+
+
+def share(text: str) -> float:
+    """A fraction in ``[0, 1]`` (argparse type)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: must be between 0 and 1")
     return value
 
 
@@ -308,7 +329,18 @@ def main(argv: list[str] | None = None) -> int:
         tick, seen, losses, skipped = time.monotonic(), 0, [], 0
         anchors = epoch_anchors(real_rows, len(train), args.synth_share, rng)
         anchors = boost(anchors, lone, args.lone_boost)
-        for batch in hme_data.pair_batches(train.group, args.batch_pairs, rng, anchors):
+        if args.hard_share > 0:
+            batches = hme_hard.mixed_batches(
+                lambda rows: infer(net, train.canvases[rows], bf16)[1],
+                train.group,
+                anchors,
+                args.batch_pairs,
+                args.hard_share,
+                rng,
+            )
+        else:
+            batches = hme_data.pair_batches(train.group, args.batch_pairs, rng, anchors)
+        for batch in batches:
             x = augment(to_input(pick_canvases(train, scanned, batch, args, rng)), gen)
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
                 logits, emb = net(x.contiguous(memory_format=torch.channels_last))

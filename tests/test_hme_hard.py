@@ -1,0 +1,108 @@
+# SPDX-License-Identifier: AGPL-3.0-or-later
+"""Hard batches for the HME contrastive loss: neighbours by the net's embedding."""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+from contextlib import redirect_stderr
+from unittest import skipIf
+
+import numpy as np
+from django.test import SimpleTestCase
+
+from plom_clustering_plugin.training import hme_hard
+
+NO_TORCH = importlib.util.find_spec("torch") is None
+
+
+def blobs(count: int, size: int, dim: int = 16, seed: int = 0):
+    """``count`` tight, well-separated groups of ``size`` unit vectors, shuffled."""
+    rng = np.random.default_rng(seed)
+    centres = np.linalg.qr(rng.normal(size=(dim, dim)))[0][:count]
+    blob = np.repeat(np.arange(count), size)
+    vectors = centres[blob] + rng.normal(scale=0.02, size=(len(blob), dim))
+    order = rng.permutation(len(blob))
+    return vectors[order], blob[order]
+
+
+class NearestGroupTests(SimpleTestCase):
+    def test_neighbours_share_a_group_and_no_row_is_used_twice(self):
+        vectors, blob = blobs(count=5, size=6)
+        groups = hme_hard.nearest_groups(vectors, 6, np.random.default_rng(1))
+        self.assertEqual(len(groups), 5)
+        used = np.concatenate(groups)
+        self.assertEqual(len(set(used.tolist())), len(vectors))
+        for members in groups:
+            self.assertEqual(len(set(blob[members].tolist())), 1)
+
+    def test_leftover_rows_short_of_a_group_are_dropped(self):
+        vectors, _ = blobs(count=3, size=5)
+        groups = hme_hard.nearest_groups(vectors, 4, np.random.default_rng(0))
+        self.assertEqual([len(g) for g in groups], [4, 4, 4])
+        self.assertEqual(len(set(np.concatenate(groups).tolist())), 12)
+
+
+class MixedBatchTests(SimpleTestCase):
+    def setUp(self):
+        self.vectors, self.blob = blobs(count=4, size=8)
+        # Two writings per expression; an expression never spans two blobs.
+        self.group = np.arange(len(self.blob)) // 2
+        order = np.lexsort((np.arange(len(self.blob)), self.blob))
+        self.vectors, self.blob = self.vectors[order], self.blob[order]
+        self.calls = []
+
+    def embed(self, rows):
+        self.calls.append(rows.copy())
+        return self.vectors[rows]
+
+    def batches(self, anchors, share):
+        return hme_hard.mixed_batches(
+            self.embed, self.group, anchors, 4, share, np.random.default_rng(3)
+        )
+
+    def test_every_hard_batch_holds_one_look_alike_family(self):
+        anchors = np.arange(len(self.group))
+        batches = self.batches(anchors, 1.0)
+        self.assertEqual(len(batches), len(anchors) // 4)
+        for batch in batches:
+            self.assertEqual(len(batch), 8)
+            np.testing.assert_array_equal(self.group[batch[:4]], self.group[batch[4:]])
+            self.assertEqual(len(set(self.blob[batch].tolist())), 1)
+        opened = np.concatenate([b[:4] for b in batches])
+        self.assertEqual(sorted(opened.tolist()), anchors.tolist())
+
+    def test_the_net_embeds_each_distinct_hard_anchor_once(self):
+        anchors = np.concatenate([np.arange(16), np.arange(8)])  # 8 rows boosted
+        batches = self.batches(anchors, 0.5)
+        self.assertEqual(len(self.calls), 1)
+        rows = self.calls[0]
+        self.assertEqual(len(rows), len(set(rows.tolist())))
+        self.assertLessEqual(len(rows), 12)  # 12 hard anchors, some repeated
+        opened = np.concatenate([b[:4] for b in batches])
+        self.assertEqual(sorted(opened.tolist()), sorted(anchors.tolist()))
+
+    def test_no_hard_share_never_calls_the_net(self):
+        batches = self.batches(np.arange(len(self.group)), 0.0)
+        self.assertEqual(self.calls, [])
+        self.assertEqual(len(batches), len(self.group) // 4)
+        families = [len(set(self.blob[b].tolist())) for b in batches]
+        self.assertGreater(max(families), 1)  # random batches mix families
+
+
+@skipIf(NO_TORCH, "torch is not installed (pip install torch==2.13.0)")
+class HardShareArgumentTests(SimpleTestCase):
+    def test_the_share_is_a_fraction(self):
+        from plom_clustering_plugin.training.hme_train import parse_args
+
+        base = ["--data", "d", "--out", "o"]
+        self.assertEqual(parse_args([*base, "--hard-share", "0.5"]).hard_share, 0.5)
+        self.assertEqual(parse_args(base).hard_share, 0.0)
+        for bad in ("1.5", "-0.1", "half"):
+            with (
+                self.subTest(value=bad),
+                redirect_stderr(io.StringIO()) as err,
+                self.assertRaises(SystemExit),
+            ):
+                parse_args([*base, "--hard-share", bad])
+            self.assertIn("--hard-share", err.getvalue())
