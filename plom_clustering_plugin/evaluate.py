@@ -5,10 +5,12 @@ Usage::
 
     python -m plom_clustering_plugin.evaluate --kind hme --data DIR \
         [--protocol all|top50|exam ...] [--method NAME ...] [--scanify] \
-        [--json OUT] [--seed N] [--limit-questions N] [--max-answers N]
+        [--json OUT] [--seed N] [--seeds N] [--limit-questions N] [--max-answers N]
 
 ``DIR`` holds ``labels.csv`` (columns ``image`` and ``latex`` or ``label``) and the
-images.  See ``docs/evaluation.md`` for the protocols and metrics.
+images.  See ``docs/evaluation.md`` for the protocols and metrics.  ``--seeds N`` runs N
+seeds, from ``--seed`` on, and prints their mean, with the spread (standard
+deviation over seeds) beside purity, ARI and marking cost.
 """
 
 from __future__ import annotations
@@ -20,10 +22,22 @@ from collections.abc import Sequence
 
 from .evaluation.datasets import load_dataset
 from .evaluation.methods import METHODS
+from .evaluation.repeats import combine
 from .evaluation.report import format_tables, write_json
 from .evaluation.runner import PROTOCOLS, RunConfig, evaluate
 
 COMMAND = ("python", "-m", "plom_clustering_plugin.evaluate")
+
+
+def positive(text: str) -> int:
+    """A whole number >= 1 (argparse type)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: must be 1 or more")
+    return value
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -52,6 +66,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--json", help="also write the full result here")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
+        "--seeds",
+        type=positive,
+        default=1,
+        help="repeat with this many seeds from --seed on; report mean and spread",
+    )
+    parser.add_argument(
         "--limit-questions", type=int, help="only the first N exam questions"
     )
     parser.add_argument(
@@ -71,16 +91,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         dataset = load_dataset(args.data, args.kind)
-        config = RunConfig(
-            protocols=list(dict.fromkeys(args.protocol)),
-            methods=list(dict.fromkeys(args.method)),
-            scanify=args.scanify,
-            seed=args.seed,
-            limit_questions=args.limit_questions,
-            max_answers=args.max_answers,
-            extra={"command": shlex.join([*COMMAND, *argv])},
-        )
-        run = evaluate(dataset, config)
+        runs = [
+            evaluate(
+                dataset,
+                RunConfig(
+                    protocols=list(dict.fromkeys(args.protocol)),
+                    methods=list(dict.fromkeys(args.method)),
+                    scanify=args.scanify,
+                    seed=seed,
+                    limit_questions=args.limit_questions,
+                    max_answers=args.max_answers,
+                    extra={"command": shlex.join([*COMMAND, *argv])},
+                ),
+            )
+            for seed in range(args.seed, args.seed + args.seeds)
+        ]
+        run = runs[0] if len(runs) == 1 else combine(runs)
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -139,6 +139,44 @@ class EvaluateInProcessTest(ToyDataTestCase):
         self.assertIn("pipeline@pixels", out)
         self.assertNotIn("contour-kmeans", out)
 
+    def test_several_seeds_report_their_mean_and_spread(self):
+        out_json = Path(self.tmp.name, "seeds.json")
+        argv = ["--kind", "hme", "--data", str(self.hme), "--protocol", "all", "exam"]
+        argv += ["--method", "pipeline@pixels", "pca-kmeans", "--limit-questions", "2"]
+        code, out, _ = run_main([*argv, "--seed", "3", "--seeds", "3"])
+        self.assertEqual(code, 0)
+        self.assertIn("seeds=3,4,5 (mean over seeds", out)
+        self.assertIn("±", out)
+        code, _, _ = run_main(
+            [*argv, "--seed", "3", "--seeds", "3", "--json", str(out_json)]
+        )
+        run = json.loads(out_json.read_text())
+        self.assertEqual(run["seed"], [3, 4, 5])
+        self.assertEqual([r["seed"] for r in run["runs"]], [3, 4, 5])
+        # Each seed's run scores what that seed alone scores (timings aside).
+        alone = Path(self.tmp.name, "seed4.json")
+        run_main([*argv, "--seed", "4", "--json", str(alone)])
+        for mine, single in zip(
+            run["runs"][1]["results"],
+            json.loads(alone.read_text())["results"],
+            strict=True,
+        ):
+            for key in ("purity", "ari", "marking_cost", "k_found"):
+                self.assertEqual(mine["summary"][key], single["summary"][key])
+        for i, result in enumerate(run["results"]):
+            for key in ("purity", "ari", "marking_cost"):
+                values = [r["results"][i]["summary"][key] for r in run["runs"]]
+                self.assertAlmostEqual(result["summary"][key], np.mean(values))
+                self.assertAlmostEqual(result["spread"][key], np.std(values, ddof=1))
+        exam = [r for r in run["runs"] if r["protocols"]["exam"]["questions"]]
+        drawn = {json.dumps(r["results"][-1]["per_question"]) for r in exam}
+        self.assertGreater(len(drawn), 1)  # the seeds drew different questions
+
+    def test_seeds_must_be_a_positive_count(self):
+        for bad in ("0", "two"):
+            with self.subTest(bad=bad), self.assertRaises(SystemExit):
+                run_main(["--kind", "hme", "--data", str(self.hme), "--seeds", bad])
+
     def test_bad_inputs_give_a_message_and_exit_2(self):
         code, _, err = run_main(["--kind", "mcq", "--data", str(self.hme)])
         self.assertEqual(code, 2)

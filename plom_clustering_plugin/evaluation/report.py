@@ -22,12 +22,32 @@ COLUMNS = (
     ("blank%", "blank", "{:.1%}"),
     ("crops/s", "crops_per_second", "{:.0f}"),
 )
+#: Columns that show their spread over seeds (``±`` standard deviation) when a run
+#: combines several seeds.
+SPREAD_KEYS = ("purity", "ari", "marking_cost")
 
 
 def _cell(value: float, fmt: str) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
     return fmt.format(value).rstrip("%") if fmt.endswith("%}") else fmt.format(value)
+
+
+def _seeds(seed: int | list[int]) -> str:
+    if isinstance(seed, int):
+        return f"seed={seed}"
+    return f"seeds={','.join(map(str, seed))} (mean over seeds, ± standard deviation)"
+
+
+def _cells(result: dict) -> list[str]:
+    summary, spread = result["summary"], result.get("spread")
+    cells = []
+    for _, key, fmt in COLUMNS:
+        cell = _cell(summary[key], fmt)
+        if spread is not None and key in SPREAD_KEYS and cell != "-":
+            cell += "±" + _cell(spread[key], fmt)
+        cells.append(cell)
+    return cells
 
 
 def _protocol_title(protocol: str, info: dict) -> str:
@@ -60,7 +80,7 @@ def format_tables(run: dict) -> str:
     """The whole run as text: a heading, then one table per protocol."""
     lines = [
         f"kind={run['kind']} data={run['data']} images={run['images']:,} "
-        f"seed={run['seed']} scanify={'on' if run['scanify'] else 'off'}"
+        f"{_seeds(run['seed'])} scanify={'on' if run['scanify'] else 'off'}"
     ]
     headers = ["method", "k", "ok", *(c[0] for c in COLUMNS), "errors"]
     for protocol, info in run["protocols"].items():
@@ -72,7 +92,7 @@ def format_tables(run: dict) -> str:
                     result["method"],
                     "true" if result["mode"] == "true k" else "auto",
                     f"{summary['questions_ok']:.0f}/{summary['questions']:.0f}",
-                    *(_cell(summary[key], fmt) for _, key, fmt in COLUMNS),
+                    *_cells(result),
                     str(len(result["errors"])),
                 ]
             )
