@@ -21,7 +21,7 @@ import sys
 from collections.abc import Sequence
 
 from .evaluation.datasets import load_dataset
-from .evaluation.methods import METHODS
+from .evaluation.methods import DEFAULT_METHODS, METHODS
 from .evaluation.repeats import combine
 from .evaluation.report import format_tables, write_json
 from .evaluation.runner import PROTOCOLS, RunConfig, evaluate
@@ -57,8 +57,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--method",
         nargs="+",
-        default=list(METHODS),
-        help=f"NAME or NAME@EMBEDDER; default: {' '.join(METHODS)}",
+        default=list(DEFAULT_METHODS),
+        help=f"NAME or NAME@EMBEDDER (EMBEDDER: a name, MODEL:VERSION or"
+        f" PATH.entry.json); names: {' '.join(METHODS)};"
+        f" default: {' '.join(DEFAULT_METHODS)}",
     )
     parser.add_argument(
         "--scanify", action="store_true", help="make crops look scanned"

@@ -2,6 +2,7 @@
 import gzip
 import io
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -177,6 +178,23 @@ class EvaluateInProcessTest(ToyDataTestCase):
             with self.subTest(bad=bad), self.assertRaises(SystemExit):
                 run_main(["--kind", "hme", "--data", str(self.hme), "--seeds", bad])
 
+    def test_ward_changes_the_true_k_rows_only(self):
+        argv = ["--kind", "hme", "--data", str(self.hme), "--protocol", "all"]
+        out_json = Path(self.tmp.name, "ward.json")
+        argv += ["--method", "pipeline@pixels", "pipeline-ward@pixels"]
+        code, out, _ = run_main([*argv, "--json", str(out_json)])
+        self.assertEqual(code, 0)
+        rows = {
+            (r["mode"], r["method"].split("@")[0]): r["summary"]
+            for r in json.loads(out_json.read_text())["results"]
+        }
+        for key in ("purity", "ari", "k_found"):
+            self.assertEqual(
+                rows["auto k", "pipeline"][key], rows["auto k", "pipeline-ward"][key]
+            )
+        ward = rows["true k", "pipeline-ward"]
+        self.assertEqual(ward["k_found"], ward["k_true"])
+
     def test_bad_inputs_give_a_message_and_exit_2(self):
         code, _, err = run_main(["--kind", "mcq", "--data", str(self.hme)])
         self.assertEqual(code, 2)
@@ -323,6 +341,26 @@ class ScanifyAndBaselinesTest(SimpleTestCase):
             build_method("pca-kmeans@pixels", "hme")
         with self.assertRaisesMessage(ValueError, "unknown embedder"):
             build_method("pipeline@nope", "hme")
+
+    def test_a_manifest_version_or_a_candidate_file_as_embedder(self):
+        older = build_method("pipeline@hme-symbols:4", "hme").embedder
+        self.assertEqual(older.version, "4")
+        with self.assertRaises(LookupError):
+            build_method("pipeline@hme-symbols:999", "hme")
+        with self.assertRaisesMessage(ValueError, "unknown embedder"):
+            build_method("pipeline@pixels:1", "hme")
+        with tempfile.TemporaryDirectory() as tmp:
+            for name in ("hme-symbols-v4.onnx", "hme-symbols-v4.entry.json"):
+                shutil.copy(REPO / "weights" / name, tmp)
+            entry = str(Path(tmp, "hme-symbols-v4.entry.json"))
+            method = build_method(f"pipeline-ward@{entry}", "hme")
+            self.assertEqual(method.embedder.sha256, older.sha256)
+            with open(Path(tmp, "hme-symbols-v4.onnx"), "ab") as handle:
+                handle.write(b"tampered")
+            with self.assertRaisesMessage(ValueError, "differs from"):
+                build_method(f"pipeline@{entry}", "hme")
+        with self.assertRaisesMessage(ValueError, "no entry file"):
+            build_method(f"pipeline@{entry}", "hme")
 
 
 class LettersToDirTest(SimpleTestCase):

@@ -13,9 +13,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
+from sklearn.cluster import AgglomerativeClustering
 
 from ..ml.embedders import Embedder, PixelEmbedder, l2_normalise
 from ..ml.pipeline import (
@@ -37,9 +39,8 @@ from .baselines import (
 )
 
 
-#: Embedders by name: ``factory(kind) -> Embedder``.  Register new ones here.
-def released(name: str) -> Callable[[str], Embedder]:
-    """A factory for a manifest model, fetched and verified as a job does.
+def released(name: str, version: str | None = None) -> Callable[[str], Embedder]:
+    """A factory for a manifest model (newest or ``version``), fetched and verified as a job does.
 
     The mirror is ``PLOM_CLUSTERING_WEIGHTS_URL``, else the checkout's ``weights/``.
     """
@@ -51,7 +52,7 @@ def released(name: str) -> Callable[[str], Embedder]:
         from ..ml.released import checkout_weights, embedder_from_entry
         from ..ml.weights import ensure_entry
 
-        entry = load_manifest().get_entry(name)
+        entry = load_manifest().get_entry(name, version)
         mirror = os.environ.get("PLOM_CLUSTERING_WEIGHTS_URL")
         if not mirror and checkout_weights():
             mirror = checkout_weights().as_uri()
@@ -62,6 +63,48 @@ def released(name: str) -> Callable[[str], Embedder]:
     return factory
 
 
+def candidate(entry_path: Path) -> Callable[[str], Embedder]:
+    """A factory for a trained file not (yet) in the manifest: its lone entry beside it.
+
+    The file is checked against the entry's sha256 like a released one.
+    """
+
+    def factory(kind: str) -> Embedder:
+        from ..ml.hme import read_entry
+        from ..ml.released import embedder_from_entry
+        from ..ml.weights import sha256_of_file
+
+        entry = read_entry(entry_path)
+        path = entry_path.parent / entry.file
+        if not path.is_file() or sha256_of_file(path) != entry.sha256:
+            raise ValueError(f"{path} is missing or differs from {entry_path.name}")
+        return embedder_from_entry(entry, path, threads=2)
+
+    return factory
+
+
+def embedder_factory(name: str) -> Callable[[str], Embedder]:
+    """An embedder by name: registered, ``MODEL:VERSION`` or ``PATH.entry.json``.
+
+    Raises:
+        ValueError: none of those (the message lists the registered names).
+    """
+    if name in EMBEDDERS:
+        return EMBEDDERS[name]
+    if name.endswith(".entry.json"):
+        if not Path(name).is_file():
+            raise ValueError(f"no entry file {name!r}")
+        return candidate(Path(name))
+    model, colon, version = name.partition(":")
+    if colon and model in EMBEDDERS and model != "pixels":
+        return released(model, version)
+    raise ValueError(
+        f"unknown embedder {name!r}; known: {', '.join(EMBEDDERS)}, "
+        "MODEL:VERSION (a manifest version) or PATH.entry.json (a trained candidate)"
+    )
+
+
+#: Embedders by name: ``factory(kind) -> Embedder``.  Register new ones here.
 EMBEDDERS: dict[str, Callable[[str], Embedder]] = {
     "pixels": lambda kind: PixelEmbedder(),
     "mcq-letters": released("mcq-letters"),
@@ -201,7 +244,7 @@ class PipelineMethod:
 
     def __init__(self, kind: str, embedder: str | None = None, seed: int = 0) -> None:
         """Build the embedder by name (default: :data:`DEFAULT_EMBEDDER`)."""
-        self.embedder = EMBEDDERS[embedder or DEFAULT_EMBEDDER[kind]](kind)
+        self.embedder = embedder_factory(embedder or DEFAULT_EMBEDDER[kind])(kind)
         self.seed = seed
 
     def cluster(
@@ -222,13 +265,29 @@ class PipelineMethod:
         if len(written) < 2:
             return _with_blanks(prepared, written, [0] * len(written))
         vectors = _embed(self.embedder, [prepared[i] for i in written])
-        labels = kmeans_labels(
-            l2_normalise(vectors),
-            _k_for_written(k, prepared, written),
-            self.seed,
-            attempts=TRUE_K_STARTS,
+        labels = self.true_k_labels(
+            l2_normalise(vectors), _k_for_written(k, prepared, written)
         )
         return _with_blanks(prepared, written, labels)
+
+    def true_k_labels(self, vectors: np.ndarray, k: int) -> np.ndarray:
+        """KMeans with several k-means++ starts at the given k."""
+        return kmeans_labels(vectors, k, self.seed, attempts=TRUE_K_STARTS)
+
+
+class PipelineWard(PipelineMethod):
+    """The pipeline, but Ward linkage instead of KMeans when the true k is given.
+
+    Automatic k is the pipeline's own (the same rows as ``pipeline``).  Ward merges the
+    two groups whose union grows the spread least, so unlike KMeans it does not split a
+    big answer with varied layouts to pay for it by merging two small ones elsewhere.
+    """
+
+    def true_k_labels(self, vectors: np.ndarray, k: int) -> np.ndarray:
+        """Ward linkage cut at the given k (deterministic: no seed)."""
+        return AgglomerativeClustering(n_clusters=k, linkage="ward").fit_predict(
+            vectors
+        )
 
 
 class PcaKMeans:
@@ -300,7 +359,7 @@ class UpstreamPlom:
     def __init__(self, kind: str, embedder: str | None = None, seed: int = 0) -> None:
         """Build the embedder by name (default: :data:`DEFAULT_EMBEDDER`)."""
         self.kind = kind
-        self.embedder = EMBEDDERS[embedder or DEFAULT_EMBEDDER[kind]](kind)
+        self.embedder = embedder_factory(embedder or DEFAULT_EMBEDDER[kind])(kind)
 
     def cluster(
         self, crops: Sequence[np.ndarray], reference: np.ndarray | None, k: int | None
@@ -337,13 +396,17 @@ class OneGroup:
 #: Methods by name: ``factory(kind, embedder_name_or_None, seed) -> method``.
 METHODS: dict[str, Callable[..., Method]] = {
     "pipeline": PipelineMethod,
+    "pipeline-ward": PipelineWard,
     "pca-kmeans": PcaKMeans,
     "contour-kmeans": ContourKMeans,
     "upstream-plom": UpstreamPlom,
     "one-group": OneGroup,
 }
+#: What ``evaluate`` runs when no method is named (``pipeline-ward`` differs from
+#: ``pipeline`` at the true k only).
+DEFAULT_METHODS = tuple(name for name in METHODS if name != "pipeline-ward")
 #: Methods whose ``@EMBEDDER`` suffix selects an embedder.
-USES_EMBEDDER = ("pipeline", "upstream-plom")
+USES_EMBEDDER = ("pipeline", "pipeline-ward", "upstream-plom")
 
 
 def build_method(spec: str, kind: str, seed: int = 0) -> Method:
@@ -357,8 +420,6 @@ def build_method(spec: str, kind: str, seed: int = 0) -> Method:
         raise ValueError(f"unknown method {name!r}; known: {', '.join(METHODS)}")
     if embedder and name not in USES_EMBEDDER:
         raise ValueError(f"method {name!r} uses no embedder; drop '@{embedder}'")
-    if embedder and embedder not in EMBEDDERS:
-        raise ValueError(
-            f"unknown embedder {embedder!r}; known: {', '.join(EMBEDDERS)}"
-        )
+    if embedder:
+        embedder_factory(embedder)  # a clear error before any work
     return METHODS[name](kind, embedder or None, seed)
