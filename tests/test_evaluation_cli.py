@@ -469,6 +469,19 @@ class HmeSplitDirTest(SimpleTestCase):
                 for path in dataset.paths:
                     self.assertTrue(Path(path).resolve().is_file())
             self.assertFalse(set(sides["dev"]) & set(sides["train"]))
+            out = Path(tmp, "calibration")
+            with redirect_stdout(io.StringIO()):
+                code = hme_split_dir.main(
+                    ["--source", str(source), "--out", str(out)]
+                    + ["--split", "calibration", "--calib-share", "0.4"]
+                )
+            self.assertEqual(code, 0)
+            held = Counter(load_dataset(out, "hme").answers)
+            self.assertTrue(held)
+            # Whole expressions of the training side, as hme_train holds them out.
+            for answer, count in held.items():
+                self.assertEqual(sides["train"][answer], count)
+            self.assertLess(sum(held.values()), sum(sides["train"].values()))
             self.assertEqual(
                 sum(sides["dev"].values()) + sum(sides["train"].values()), 30
             )

@@ -4,13 +4,17 @@ r"""Write one side of the HME model's by-expression split as an evaluation folde
 Usage::
 
     python -m plom_clustering_plugin.evaluation.hme_split_dir \
-        --source /work/shared/data/crohme-dev --out /tmp/crohme-val [--split dev]
+        --source /work/shared/data/crohme-dev --out /tmp/crohme-val \
+        [--split dev|train|calibration] [--calib-share 0.1]
 
 ``hme_train`` trains on 80 % of the expressions of its ``--data`` and keeps the other
 20 % (seeded) for validation.  Evaluating a trained model on all of that folder would
 score it on its own training images; this writes the validation expressions only
 (``--split dev``, same seed and share as training), so that the harness's figures are
-dev-set figures.  Images are linked, not copied, and never into this repository.
+dev-set figures.  ``--split calibration`` writes a second set of expressions no model
+trained on: the share of the training expressions that ``hme_train --calib-share``
+holds out to calibrate distances on (same share and seed: 0.1 for v3 on).  Images are
+linked, not copied, and never into this repository.
 """
 
 from __future__ import annotations
@@ -31,8 +35,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--source", required=True, help="folder with labels.csv")
     parser.add_argument("--out", required=True, help="new folder, outside the repo")
-    parser.add_argument("--split", choices=("dev", "train"), default="dev")
+    parser.add_argument(
+        "--split", choices=("dev", "train", "calibration"), default="dev"
+    )
     parser.add_argument("--val-share", type=float, default=0.2)
+    parser.add_argument(
+        "--calib-share", type=float, default=0.1, help="as hme_train's (calibration)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     out = Path(args.out).resolve()
@@ -48,6 +57,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     train, dev = split_by_expression([t for _, t in rows], args.val_share, args.seed)
     chosen = dev if args.split == "dev" else train
+    if args.split == "calibration":  # hme_train's held-out calibration expressions
+        _, held = split_by_expression(
+            [rows[i][1] for i in train], args.calib_share, args.seed + 1
+        )
+        chosen = [train[i] for i in held]
     (out / "images").mkdir(parents=True, exist_ok=True)
     with (out / "labels.csv").open("w", newline="", encoding="utf-8") as handle:
         table = csv.writer(handle)
