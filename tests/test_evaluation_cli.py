@@ -178,21 +178,27 @@ class EvaluateInProcessTest(ToyDataTestCase):
             with self.subTest(bad=bad), self.assertRaises(SystemExit):
                 run_main(["--kind", "hme", "--data", str(self.hme), "--seeds", bad])
 
-    def test_ward_changes_the_true_k_rows_only(self):
-        argv = ["--kind", "hme", "--data", str(self.hme), "--protocol", "all"]
+    def test_ward_runs_at_the_true_k_only(self):
+        argv = ["--kind", "hme", "--data", str(self.hme), "--protocol", "all", "exam"]
         out_json = Path(self.tmp.name, "ward.json")
         argv += ["--method", "pipeline@pixels", "pipeline-ward@pixels"]
+        argv += ["--limit-questions", "1"]
         code, out, _ = run_main([*argv, "--json", str(out_json)])
         self.assertEqual(code, 0)
         rows = {
-            (r["mode"], r["method"].split("@")[0]): r["summary"]
+            (r["protocol"], r["mode"], r["method"].split("@")[0]): r["summary"]
             for r in json.loads(out_json.read_text())["results"]
         }
-        for key in ("purity", "ari", "k_found"):
-            self.assertEqual(
-                rows["auto k", "pipeline"][key], rows["auto k", "pipeline-ward"][key]
-            )
-        ward = rows["true k", "pipeline-ward"]
+        self.assertEqual(
+            set(rows),
+            {
+                ("all", "true k", "pipeline"),
+                ("all", "true k", "pipeline-ward"),
+                ("all", "auto k", "pipeline"),
+                ("exam", "auto k", "pipeline"),
+            },
+        )
+        ward = rows["all", "true k", "pipeline-ward"]
         self.assertEqual(ward["k_found"], ward["k_true"])
 
     def test_bad_inputs_give_a_message_and_exit_2(self):

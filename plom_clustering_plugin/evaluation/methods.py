@@ -144,6 +144,8 @@ class Method(Protocol):
 
     Attributes:
         supports_true_k: whether :meth:`cluster` honours a given k.
+        supports_auto_k: (optional, default True) False when choosing k would only
+            repeat another method's rows.
     """
 
     supports_true_k: bool
@@ -278,10 +280,12 @@ class PipelineMethod:
 class PipelineWard(PipelineMethod):
     """The pipeline, but Ward linkage instead of KMeans when the true k is given.
 
-    Automatic k is the pipeline's own (the same rows as ``pipeline``).  Ward merges the
+    Automatic k would be the pipeline's own, so the harness skips it.  Ward merges the
     two groups whose union grows the spread least, so unlike KMeans it does not split a
     big answer with varied layouts to pay for it by merging two small ones elsewhere.
     """
+
+    supports_auto_k = False
 
     def true_k_labels(self, vectors: np.ndarray, k: int) -> np.ndarray:
         """Ward linkage cut at the given k (deterministic: no seed)."""

@@ -185,6 +185,8 @@ def evaluate(
             for spec, method in methods.items():
                 if mode == TRUE_K and not method.supports_true_k:
                     continue
+                if mode == AUTO_K and not getattr(method, "supports_auto_k", True):
+                    continue
                 start = time.perf_counter()
                 outcome = run_one(method, questions, source, mode)
                 log(
