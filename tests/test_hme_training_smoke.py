@@ -98,6 +98,9 @@ class HmeTrainingSmokeTests(SimpleTestCase):
             self.assertIn("CC BY-NC-SA", entry.licence)
             self.assertIn("--smoke", entry.training_command)
             self.assertIn("held out to calibrate", entry.training_data)
+            self.assertIn(
+                "50% of anchors batched with their nearest", entry.description
+            )
             self.assertIn("review_confidence", entry.metrics)
             session = ort.InferenceSession(
                 str(onnx_path), providers=["CPUExecutionProvider"]

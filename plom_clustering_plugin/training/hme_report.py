@@ -145,6 +145,12 @@ def final_report(
                 if args.lone_boost > 1
                 else ""
             )
+            + (
+                f", {args.hard_share:.0%} of anchors batched with their nearest"
+                " neighbours by the net's own embedding"
+                if args.hard_share
+                else ""
+            )
         ),
     )
     entry_path = hme_export.write_entry(
