@@ -20,6 +20,7 @@ import shlex
 import sys
 from collections.abc import Sequence
 
+from .argtypes import whole_number
 from .evaluation.datasets import load_dataset
 from .evaluation.methods import DEFAULT_METHODS, METHODS
 from .evaluation.repeats import combine
@@ -27,17 +28,6 @@ from .evaluation.report import format_tables, write_json
 from .evaluation.runner import PROTOCOLS, RunConfig, evaluate
 
 COMMAND = ("python", "-m", "plom_clustering_plugin.evaluate")
-
-
-def positive(text: str) -> int:
-    """A whole number >= 1 (argparse type)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: must be 1 or more")
-    return value
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -69,7 +59,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--seeds",
-        type=positive,
+        type=whole_number(1),
         default=1,
         help="repeat with this many seeds from --seed on; report mean and spread",
     )

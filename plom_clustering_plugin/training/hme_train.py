@@ -53,6 +53,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from ..argtypes import fraction, whole_number
 from . import hme_data, hme_export, hme_hard, hme_tokens, hme_validate
 from .cpu import use_bf16
 from .hme_augment import augment
@@ -115,7 +116,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--hard-share",
-        type=share,
+        type=fraction,
         default=0.0,
         help="share of each epoch's anchors batched with their nearest neighbours",
     )
@@ -138,26 +139,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def count(text: str) -> int:
-    """A whole number >= 0 (argparse type)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: must be 0 or more")
-    return value
-
-
-def share(text: str) -> float:
-    """A fraction in ``[0, 1]`` (argparse type)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0 <= value <= 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: must be between 0 and 1")
-    return value
+count = whole_number(0)
 
 
 def canvas_size(text: str) -> tuple[int, int]:
