@@ -129,8 +129,21 @@ def pair_batches(
     else the anchor itself (its second augmentation stands in for a second writer).
     ``anchors`` (default: every row) are the rows that open a pair this epoch.
     """
-    members = expression_members(group)
     order = rng.permutation(len(group) if anchors is None else anchors)
+    return partnered_chunks(order, group, expression_members(group), batch_pairs, rng)
+
+
+def partnered_chunks(
+    order: np.ndarray,
+    group: np.ndarray,
+    members: dict[int, np.ndarray],
+    batch_pairs: int,
+    rng: np.random.Generator,
+) -> list[np.ndarray]:
+    """``order`` cut into batches of ``batch_pairs`` anchors, each with its partners.
+
+    A last partial batch is dropped.
+    """
     return [
         with_partners(order[start : start + batch_pairs], group, members, rng)
         for start in range(0, len(order) - batch_pairs + 1, batch_pairs)

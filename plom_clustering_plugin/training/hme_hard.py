@@ -68,8 +68,5 @@ def mixed_batches(
             hme_data.with_partners(hard[g], group, members, rng)
             for g in nearest_groups(vectors, batch_pairs, rng)
         ]
-    batches += [
-        hme_data.with_partners(easy[start : start + batch_pairs], group, members, rng)
-        for start in range(0, len(easy) - batch_pairs + 1, batch_pairs)
-    ]
+    batches += hme_data.partnered_chunks(easy, group, members, batch_pairs, rng)
     return [batches[i] for i in rng.permutation(len(batches))]
