@@ -26,7 +26,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..training.hme_data import read_labels, split_by_expression
+from ..training.hme_data import (
+    hold_out_calibration,
+    read_labels,
+    split_by_expression,
+)
 from .letters_to_dir import REPOSITORY
 
 
@@ -58,8 +62,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     train, dev = split_by_expression([t for _, t in rows], args.val_share, args.seed)
     chosen = dev if args.split == "dev" else train
     if args.split == "calibration":  # hme_train's held-out calibration expressions
-        _, held = split_by_expression(
-            [rows[i][1] for i in train], args.calib_share, args.seed + 1
+        _, held = hold_out_calibration(
+            [rows[i][1] for i in train], args.calib_share, args.seed
         )
         chosen = [train[i] for i in held]
     (out / "images").mkdir(parents=True, exist_ok=True)

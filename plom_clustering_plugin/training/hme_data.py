@@ -64,6 +64,17 @@ def split_by_expression(
     return train, val
 
 
+def hold_out_calibration(
+    train_latex: list[str], calib_share: float, seed: int
+) -> tuple[list[int], list[int]]:
+    """Positions in the training split to fit on, and to hold out for calibration.
+
+    ``calib_share`` of the training expressions, drawn with ``seed + 1`` so that the
+    draw differs from the validation split's (``hme_train --calib-share``).
+    """
+    return split_by_expression(train_latex, calib_share, seed + 1)
+
+
 def to_canvas(crop: PreparedCrop, canvas: tuple[int, int]) -> np.ndarray:
     """A prepared crop on the network's canvas, as uint8 ink (blank: all zero)."""
     if crop.is_blank:

@@ -254,8 +254,8 @@ def main(argv: list[str] | None = None) -> int:
         # Expressions never trained on, for the clusterer's distances: a net scores
         # its own training images too well, and distances chosen on them over-split
         # new writers (v3's first run: 0.4 chosen, validation wanted 0.5-0.6).
-        fit, held = hme_data.split_by_expression(
-            [latex[i] for i in train_rows], args.calib_share, args.seed + 1
+        fit, held = hme_data.hold_out_calibration(
+            [latex[i] for i in train_rows], args.calib_share, args.seed
         )
         calibration = subset(everything, [train_rows[i] for i in held])
         train_rows = [train_rows[i] for i in fit]
