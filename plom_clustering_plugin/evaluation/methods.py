@@ -96,7 +96,7 @@ def embedder_factory(name: str) -> Callable[[str], Embedder]:
             raise ValueError(f"no entry file {name!r}")
         return candidate(Path(name))
     model, colon, version = name.partition(":")
-    if colon and model in EMBEDDERS and model != "pixels":
+    if colon and model in RELEASED_MODELS:
         return released(model, version)
     raise ValueError(
         f"unknown embedder {name!r}; known: {', '.join(EMBEDDERS)}, "
@@ -105,10 +105,11 @@ def embedder_factory(name: str) -> Callable[[str], Embedder]:
 
 
 #: Embedders by name: ``factory(kind) -> Embedder``.  Register new ones here.
+#: Manifest models, by name (``NAME`` is the newest version, ``NAME:VERSION`` another).
+RELEASED_MODELS = ("mcq-letters", "hme-symbols")
 EMBEDDERS: dict[str, Callable[[str], Embedder]] = {
     "pixels": lambda kind: PixelEmbedder(),
-    "mcq-letters": released("mcq-letters"),
-    "hme-symbols": released("hme-symbols"),
+    **{name: released(name) for name in RELEASED_MODELS},
 }
 #: The embedder plain ``pipeline`` and ``upstream-plom`` use, per kind.
 DEFAULT_EMBEDDER = {"hme": "hme-symbols", "mcq": "mcq-letters"}
