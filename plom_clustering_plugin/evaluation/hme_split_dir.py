@@ -26,11 +26,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..training.hme_data import (
-    hold_out_calibration,
-    read_labels,
-    split_by_expression,
-)
+from ..training.hme_data import read_labels, training_splits
 from .letters_to_dir import REPOSITORY
 
 
@@ -59,13 +55,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (OSError, KeyError, csv.Error) as err:
         print(f"error: cannot read {args.source}/labels.csv: {err}", file=sys.stderr)
         return 2
-    train, dev = split_by_expression([t for _, t in rows], args.val_share, args.seed)
-    chosen = dev if args.split == "dev" else train
-    if args.split == "calibration":  # hme_train's held-out calibration expressions
-        _, held = hold_out_calibration(
-            [rows[i][1] for i in train], args.calib_share, args.seed
-        )
-        chosen = [train[i] for i in held]
+    fit, held, dev = training_splits(
+        [t for _, t in rows], args.val_share, args.calib_share, args.seed
+    )
+    # "calibration": hme_train's held-out calibration expressions; "train": all of
+    # the training split, those included.
+    chosen = {"dev": dev, "train": sorted(fit + held), "calibration": held}[args.split]
     (out / "images").mkdir(parents=True, exist_ok=True)
     with (out / "labels.csv").open("w", newline="", encoding="utf-8") as handle:
         table = csv.writer(handle)

@@ -75,6 +75,27 @@ def hold_out_calibration(
     return split_by_expression(train_latex, calib_share, seed + 1)
 
 
+def training_splits(
+    latex: list[str], val_share: float, calib_share: float, seed: int
+) -> tuple[list[int], list[int], list[int]]:
+    """Rows to train on, to calibrate the distances on, and to validate on.
+
+    Split by expression (``val_share``; 0 trains on everything), then ``calib_share`` of
+    the training expressions held out for calibration (empty when 0): the one rule that
+    ``hme_train`` and ``hme_views`` share, so a wrapped model is calibrated and
+    validated on the images its training run set aside.
+    """
+    train_rows, val_rows = split_by_expression(latex, val_share, seed)
+    calib_rows: list[int] = []
+    if calib_share > 0:
+        fit, held = hold_out_calibration(
+            [latex[i] for i in train_rows], calib_share, seed
+        )
+        calib_rows = [train_rows[i] for i in held]
+        train_rows = [train_rows[i] for i in fit]
+    return train_rows, calib_rows, val_rows
+
+
 def to_canvas(crop: PreparedCrop, canvas: tuple[int, int]) -> np.ndarray:
     """A prepared crop on the network's canvas, as uint8 ink (blank: all zero)."""
     if crop.is_blank:
@@ -120,6 +141,12 @@ def load_set(
     canvases = cached(cache, lambda: np.stack([render(p, canvas) for p, _ in rows]))
     latex = [t for _, t in rows]
     return HmeSet(canvases, latex, expression_groups(latex))
+
+
+def subset(data: HmeSet, rows: list[int]) -> HmeSet:
+    """The images at ``rows`` (expression indices renumbered)."""
+    latex = [data.latex[i] for i in rows]
+    return HmeSet(data.canvases[rows], latex, expression_groups(latex))
 
 
 def expression_groups(latex: list[str]) -> np.ndarray:

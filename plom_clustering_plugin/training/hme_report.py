@@ -153,25 +153,54 @@ def final_report(
             )
         ),
     )
-    entry_path = hme_export.write_entry(
+    return calibrate_and_validate(
         onnx_path,
         args.canvas,
+        kwargs,
+        train=train,
+        calibration=calibration,
+        val=val,
+        val_paths=[rows[i][0] for i in val_rows],
+        seed=args.seed,
+        threads=args.threads,
+        smoke=args.smoke,
+        training=extra | {"history_tail": history[-3:]},
+    )
+
+
+def calibrate_and_validate(
+    onnx_path: Path,
+    canvas: tuple[int, int],
+    entry_fields: dict,
+    *,
+    train: hme_data.HmeSet,
+    calibration: hme_data.HmeSet | None,
+    val: hme_data.HmeSet,
+    val_paths: list[Path],
+    seed: int,
+    threads: int,
+    smoke: bool,
+    training: dict,
+) -> dict:
+    """Choose the clusterer's distances, score validation and write the entry.
+
+    ``entry_fields`` are :func:`~.hme_export.write_entry`'s descriptive keywords
+    (version, command, seed, training data, description).  Returns the metrics.
+    """
+    count = 3 if smoke else 20
+    entry_path = hme_export.write_entry(
+        onnx_path,
+        canvas,
         metrics={},
         same_answer_distance=0.08,
         different_answer_distance=DEFAULT_DIFFERENT_ANSWER_DISTANCE,
-        **kwargs,
+        **entry_fields,
     )
-    embedder = HmeEmbedder.from_files(onnx_path, entry_path, threads=args.threads)
+    embedder = HmeEmbedder.from_files(onnx_path, entry_path, threads=threads)
     vectors, latex = _calibration_vectors(
-        embedder, train if calibration is None else calibration, args.seed
+        embedder, train if calibration is None else calibration, seed
     )
-    calibrated = _safe(
-        hme_validate.calibrate,
-        vectors,
-        latex,
-        seed=args.seed,
-        count=3 if args.smoke else 20,
-    )
+    calibrated = _safe(hme_validate.calibrate, vectors, latex, seed=seed, count=count)
     same = calibrated.get("same_answer_distance", 0.08)
     different = calibrated.get(
         "different_answer_distance", DEFAULT_DIFFERENT_ANSWER_DISTANCE
@@ -182,8 +211,8 @@ def final_report(
         latex,
         same,
         different,
-        seed=args.seed,
-        count=3 if args.smoke else 20,
+        seed=seed,
+        count=count,
     )
     metrics: dict = {
         "validation": (
@@ -192,34 +221,33 @@ def final_report(
         ),
         "review_confidence": review if isinstance(review, float) else 0.0,
         "calibration_on_training_split": calibrated,
-        "training": extra | {"history_tail": history[-3:]},
+        "training": training,
     }
-    if val_rows:
-        paths = [rows[i][0] for i in val_rows]
-        for scan in (False,) if args.smoke else (False, True):
-            crops = _crops(paths, scan, args.seed)
+    if val_paths:
+        for scan in (False,) if smoke else (False, True):
+            crops = _crops(val_paths, scan, seed)
             vecs = embedder.embed(crops)
             name = "val_scan" if scan else "val_clean"
             metrics[name] = {
-                "true_k": _safe(hme_validate.true_k, vecs, val.latex, seed=args.seed),
+                "true_k": _safe(hme_validate.true_k, vecs, val.latex, seed=seed),
                 "exam_auto_k": _safe(
                     hme_validate.exam,
                     vecs,
                     val.latex,
                     same,
                     different,
-                    args.seed,
-                    count=3 if args.smoke else hme_validate.EXAM_COUNT,
+                    seed,
+                    count=3 if smoke else hme_validate.EXAM_COUNT,
                 ),
             }
         metrics["crops_per_second_2_threads"] = throughput(embedder, crops)
     entry_path = hme_export.write_entry(
         onnx_path,
-        args.canvas,
+        canvas,
         metrics=metrics,
         same_answer_distance=same,
         different_answer_distance=different,
-        **kwargs,
+        **entry_fields,
     )
     print(json.dumps(metrics, indent=1), flush=True)
     print(f"wrote {entry_path}", flush=True)

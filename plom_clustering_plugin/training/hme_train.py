@@ -246,21 +246,15 @@ def main(argv: list[str] | None = None) -> int:
     ).hexdigest()[:12]
     everything = hme_data.load_set(rows, ckpt_dir / f"canvases-{key}.npz", args.canvas)
     latex = everything.latex
-    train_rows, val_rows = hme_data.split_by_expression(
-        latex, 0.0 if args.all_data else args.val_share, args.seed
+    # Calibration rows: expressions never trained on, for the clusterer's distances: a
+    # net scores its own training images too well, and distances chosen on them
+    # over-split new writers (v3's first run: 0.4 chosen, validation wanted 0.5-0.6).
+    train_rows, calib_rows, val_rows = hme_data.training_splits(
+        latex, 0.0 if args.all_data else args.val_share, args.calib_share, args.seed
     )
-    calibration = None
-    if args.calib_share > 0:
-        # Expressions never trained on, for the clusterer's distances: a net scores
-        # its own training images too well, and distances chosen on them over-split
-        # new writers (v3's first run: 0.4 chosen, validation wanted 0.5-0.6).
-        fit, held = hme_data.hold_out_calibration(
-            [latex[i] for i in train_rows], args.calib_share, args.seed
-        )
-        calibration = subset(everything, [train_rows[i] for i in held])
-        train_rows = [train_rows[i] for i in fit]
-    train = subset(everything, train_rows)
-    val = subset(everything, val_rows)
+    calibration = hme_data.subset(everything, calib_rows) if calib_rows else None
+    train = hme_data.subset(everything, train_rows)
+    val = hme_data.subset(everything, val_rows)
     scanned = None
     if args.scan_share > 0:
         paths = [rows[i][0] for i in train_rows]
@@ -388,7 +382,7 @@ def main(argv: list[str] | None = None) -> int:
         onnx_path,
         args,
         # Calibration stands in for unseen real writers: real training images only.
-        train=subset(train, list(range(real_rows))),
+        train=hme_data.subset(train, list(range(real_rows))),
         calibration=calibration,
         synthetic=synthetic,
         val=val,
@@ -520,14 +514,6 @@ def add_synthetic(
     return (
         hme_data.HmeSet(canvases, latex, hme_data.expression_groups(latex)),
         scanned,
-    )
-
-
-def subset(data: hme_data.HmeSet, rows: list[int]) -> hme_data.HmeSet:
-    """The images at ``rows`` (expression indices renumbered)."""
-    latex = [data.latex[i] for i in rows]
-    return hme_data.HmeSet(
-        data.canvases[rows], latex, hme_data.expression_groups(latex)
     )
 
 
