@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from fractions import Fraction
 
 
 def whole_number(minimum: int) -> Callable[[str], int]:
@@ -31,5 +32,18 @@ def fraction(text: str) -> float:
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
     if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: must be between 0 and 1")
+    return value
+
+
+def exact_fraction(text: str) -> Fraction:
+    """A ratio strictly between 0 and 1, kept exact (``2/3``, not 0.666...)."""
+    try:
+        value = Fraction(text)
+    except (ValueError, ZeroDivisionError):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a fraction such as 2/3"
+        ) from None
+    if not 0 < value < 1:
         raise argparse.ArgumentTypeError(f"{text!r}: must be between 0 and 1")
     return value

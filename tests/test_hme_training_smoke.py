@@ -67,7 +67,7 @@ class HmeTrainingSmokeTests(SimpleTestCase):
 
         from plom_clustering_plugin.ml.hme import HmeEmbedder, read_entry
         from plom_clustering_plugin.ml.preprocess import prepare
-        from plom_clustering_plugin.training import hme_train
+        from plom_clustering_plugin.training import hme_train, hme_views
 
         with tempfile.TemporaryDirectory() as tmp:
             root = Path(tmp)
@@ -116,6 +116,25 @@ class HmeTrainingSmokeTests(SimpleTestCase):
                 [prepare(gray)]
             )
             self.assertEqual(vectors.shape, (1, out.shape[1]))
+
+            # The views wrapper on the same run: same input, same width, own entry.
+            views = [*common[:2], "--out", str(root / "views"), "--version", "3v"]
+            views += ["--model", str(onnx_path), "--calib-share", "0.3", "--smoke"]
+            views += ["--cache-dir", str(root / "ckpt")]
+            with redirect_stdout(io.StringIO()) as log:
+                self.assertEqual(hme_views.main(views), 0)
+            wrapped = read_entry(root / "views" / "hme-symbols-v3v.entry.json")
+            self.assertEqual(wrapped.input, entry.input)
+            self.assertIn("at full size and at 2/3", wrapped.description)
+            self.assertIn(entry.training_command, wrapped.training_command)
+            self.assertIn("hme_views", wrapped.training_command)
+            self.assertEqual(wrapped.metrics["training"]["source_sha256"], entry.sha256)
+            self.assertIn("true_k", wrapped.metrics["val_clean"])
+            read = HmeEmbedder.from_files(
+                root / "views" / "hme-symbols-v3v.onnx",
+                root / "views" / "hme-symbols-v3v.entry.json",
+            ).embed([prepare(gray)])
+            self.assertEqual(read.shape, vectors.shape)
 
             # A checkpoint resumed with another depth stops with a clear message.
             with self.assertRaisesRegex(SystemExit, "the checkpoint has --deeper 0"):
