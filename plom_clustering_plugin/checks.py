@@ -88,10 +88,24 @@ def check_weights(app_configs=None, **kwargs) -> list:
         return [
             Error(f"The weights manifest is unusable: {err}", id="plom_clustering.E006")
         ]
-    if clustering_settings.DOWNLOAD:
-        return []
-    cache = clustering_settings.model_dir()
+    from .services.embedding import MODEL_FOR_KIND, pinned_version
+
     problems = []
+    for kind, name in MODEL_FOR_KIND.items():
+        version = pinned_version(kind)
+        known = [e.version for e in manifest.models if e.name == name]
+        if version is not None and version not in known:
+            problems.append(
+                Error(
+                    f"{PREFIX}{kind.upper()}_VERSION pins {name} version {version!r},"
+                    " which the weights manifest does not list.",
+                    hint=f"Known versions: {', '.join(known) or 'none'}.",
+                    id="plom_clustering.E007",
+                )
+            )
+    if clustering_settings.DOWNLOAD:
+        return problems
+    cache = clustering_settings.model_dir()
     for entry in manifest.models:
         state = weights.entry_status(entry, cache_dir=cache)
         if state != weights.VERIFIED:

@@ -48,6 +48,15 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
         "onnxruntime intra-op threads per worker process (Huey runs several processes).",
     ),
     "BATCH_SIZE": (64, "Crops per ONNX run."),
+    "HME_VERSION": (
+        None,
+        "Version of `hme-symbols` the math jobs use (e.g. `7`); unset: the newest in the"
+        " manifest. See docs/models-hme.md for what each version costs and scores.",
+    ),
+    "MCQ_VERSION": (
+        None,
+        "Version of `mcq-letters` the letter jobs use; unset: the newest in the manifest.",
+    ),
     "TAG_PREFIX": (
         "cl",
         "Start of every tag the plugin writes, e.g. `cl_q3_B`. Must not start with"

@@ -78,6 +78,7 @@ class SystemChecksTest(SimpleTestCase):
             "PLOM_CLUSTERING_ONNX_THREADS": (0, "plom_clustering.E004"),
             "PLOM_CLUSTERING_REVIEW_CONFIDENCE": (1.5, "plom_clustering.E005"),
             "PLOM_CLUSTERING_BATCH_SIZE": ("lots", "plom_clustering.E001"),
+            "PLOM_CLUSTERING_HME_VERSION": ("99", "plom_clustering.E007"),
         }
         for name, (value, check_id) in cases.items():
             with self.subTest(name=name), override_settings(**{name: value}):

@@ -103,3 +103,74 @@ class JobWeightsTest(TestCase):
         self.assertEqual(job.status, HueyTaskTracker.ERROR)
         self.assertIn(self.entry["file"], job.message)
         self.assertFalse(job.clusters.exists())
+
+
+class PinnedVersionTest(TestCase):
+    """``PLOM_CLUSTERING_HME_VERSION`` picks an older model; an unknown one is refused."""
+
+    @classmethod
+    def setUpTestData(cls):
+        cls.exam, _ = three_answer_exam(6)
+
+    def setUp(self):
+        tmp = tempfile.TemporaryDirectory()
+        self.addCleanup(tmp.cleanup)
+        self.addCleanup(clear_sessions)
+        folder = Path(tmp.name)
+        spec = {
+            "name": "ink",
+            "shape": [-1, 1, 16, 48],
+            "dtype": "float32",
+            "normalisation": {"ink": "white-on-black", "range": [0, 1]},
+        }
+        self.entries = {}
+        for seed, version in enumerate(("7", "10")):
+            model, _ = tiny_onnx_model(
+                height=16, width=48, classes=12, softmax=False, seed=seed
+            )
+            entry = model_entry(
+                "hme-symbols",
+                version,
+                model,
+                input_spec=spec,
+                output={"meaning": "embedding", "labels": None},
+            )
+            self.entries[version] = entry
+            cache = folder / "cache"
+            cache.mkdir(exist_ok=True)
+            (cache / entry["file"]).write_bytes(model)
+        self.values = {
+            "PLOM_CLUSTERING_MANIFEST": str(
+                write_manifest(folder, list(self.entries.values()))
+            ),
+            "PLOM_CLUSTERING_MODEL_DIR": str(folder / "cache"),
+            "PLOM_CLUSTERING_DOWNLOAD": False,
+        }
+
+    def run_job(self, **pin):
+        with override_settings(**self.values, **pin):
+            job = jobs.start_job(
+                question_index=1, version=1, rect=self.exam.answer_rects[1], kind="hme"
+            )
+        job.refresh_from_db()
+        self.assertEqual(job.status, HueyTaskTracker.COMPLETE, job.message)
+        return job.model_version, job.model_sha256
+
+    def test_newest_unless_pinned(self):
+        self.assertEqual(self.run_job(), ("10", self.entries["10"]["sha256"]))
+        pinned = self.run_job(PLOM_CLUSTERING_HME_VERSION="7")
+        self.assertEqual(pinned, ("7", self.entries["7"]["sha256"]))
+        # Set but empty (an exported empty shell variable) means unset.
+        self.assertEqual(self.run_job(PLOM_CLUSTERING_HME_VERSION=" ")[0], "10")
+
+    def test_a_pinned_version_the_manifest_lacks_is_refused_before_queueing(self):
+        before = ClusteringJob.objects.count()
+        with override_settings(**self.values, PLOM_CLUSTERING_HME_VERSION="9"):
+            with self.assertRaisesRegex(jobs.JobError, "HME_VERSION pins version 9"):
+                jobs.start_job(
+                    question_index=1,
+                    version=1,
+                    rect=self.exam.answer_rects[1],
+                    kind="hme",
+                )
+        self.assertEqual(ClusteringJob.objects.count(), before)

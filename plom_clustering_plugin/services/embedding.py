@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ..conf import clustering_settings
+from ..conf import PREFIX, clustering_settings
 from ..ml.embedders import Embedder, PixelEmbedder
 from ..ml.manifest import ModelEntry, UnknownModelError, load_manifest
 from .errors import JobError
@@ -19,15 +19,33 @@ from .errors import JobError
 MODEL_FOR_KIND = {"mcq": "mcq-letters", "hme": "hme-symbols"}
 
 
+def pinned_version(kind: str) -> str | None:
+    """The model version the settings pin for a kind (``PLOM_CLUSTERING_HME_VERSION``)."""
+    pinned = getattr(clustering_settings, f"{kind.upper()}_VERSION")
+    if pinned is None or not str(pinned).strip():  # unset, or set to "" in the shell
+        return None
+    return str(pinned).strip()
+
+
 def model_entry_for(kind: str) -> ModelEntry | None:
-    """The newest manifest entry for a kind, or None when there is none yet."""
+    """The pinned, else the newest, manifest entry for a kind; None when there is none.
+
+    Raises:
+        JobError: unknown kind, or a pinned version the manifest does not list (a
+            pinned model never silently becomes another).
+    """
     if kind not in MODEL_FOR_KIND:
         raise JobError(f"Unknown kind {kind!r}: use 'mcq' (letters) or 'hme' (math).")
+    version = pinned_version(kind)
     try:
         return load_manifest(clustering_settings.MANIFEST).get_entry(
-            MODEL_FOR_KIND[kind]
+            MODEL_FOR_KIND[kind], version
         )
-    except UnknownModelError:
+    except UnknownModelError as err:
+        if version is not None:
+            raise JobError(
+                f"{err} ({PREFIX}{kind.upper()}_VERSION pins version {version})."
+            ) from err
         return None
 
 
