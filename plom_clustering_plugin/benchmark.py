@@ -4,6 +4,7 @@
 Usage::
 
     python -m plom_clustering_plugin.benchmark [--json OUT] [--quick] [--papers N ...]
+        [--embedders hme-symbols:7 ...]
 
 Measures preprocessing and embedding throughput (batch 1, as upstream Plom runs, and
 batched), clustering time and peak memory for N = 100, 1,000 and 10,000 synthetic
@@ -103,7 +104,9 @@ def run_benchmark(args: argparse.Namespace) -> dict:
             )
     return {
         "quick": args.quick,
-        "throughput": measure_throughput(32 if args.quick else 512),
+        "throughput": measure_throughput(
+            32 if args.quick else 512, extra=args.embedders
+        ),
         "clustering": clustering,
         "end_to_end": [measure_end_to_end(n, args.e2e_timeout) for n in _papers(args)],
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
@@ -163,6 +166,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--quick", action="store_true", help="small runs, skip N=10,000"
     )
     parser.add_argument("--dim", type=int, default=128, help="embedding size (128)")
+    parser.add_argument(
+        "--embedders",
+        nargs="*",
+        default=[],
+        help="more embedders to time, e.g. an older version: hme-symbols:7",
+    )
     parser.add_argument(
         "--timeout", type=float, default=300.0, help="per clustering run, s"
     )

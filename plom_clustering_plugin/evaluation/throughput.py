@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from ..ml.preprocess import PreparedCrop, prepare
-from .methods import EMBEDDERS
+from .methods import EMBEDDERS, embedder_factory
 from .scanify import LAYOUTS, blank_reference, scanify
 from .synthetic import SHAPES, draw_answer
 
@@ -64,8 +64,12 @@ def preprocessing_rates(kind: str, crops: Sequence[np.ndarray]) -> list[dict]:
 def embedding_rates(
     name: str, kind: str, prepared: Sequence[PreparedCrop]
 ) -> list[dict]:
-    """One embedder at batch 1 (as upstream Plom runs) and at :data:`BATCH`."""
-    embedder = EMBEDDERS[name](kind)
+    """One embedder at batch 1 (as upstream Plom runs) and at :data:`BATCH`.
+
+    ``name`` is any of :func:`.methods.embedder_factory`'s: registered, ``MODEL:VERSION``
+    or ``PATH.entry.json``.
+    """
+    embedder = embedder_factory(name)(kind)
     embedder.embed(prepared[:2])  # warm-up: lazy sessions, caches
     one_by_one = _rate(lambda: [embedder.embed([c]) for c in prepared], len(prepared))
     batched = _rate(
@@ -91,14 +95,16 @@ def embedding_rates(
     ]
 
 
-def measure_throughput(count: int, seed: int = 0) -> list[dict]:
-    """Preprocessing and every registered embedder, for both kinds of answer."""
+def measure_throughput(
+    count: int, seed: int = 0, extra: Sequence[str] = ()
+) -> list[dict]:
+    """Preprocessing and every registered embedder (plus ``extra``), for both kinds."""
     rows = []
     for kind in LAYOUTS:
         crops = scanned_crops(kind, count, seed)
         rows.extend(preprocessing_rates(kind, crops))
         reference = blank_reference(LAYOUTS[kind])
         prepared = [prepare(c, reference) for c in crops]
-        for name in EMBEDDERS:
+        for name in [*EMBEDDERS, *extra]:
             rows.extend(embedding_rates(name, kind, prepared))
     return rows
