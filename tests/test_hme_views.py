@@ -74,6 +74,11 @@ class WrappedGraphTests(SimpleTestCase):
         # The source model is left as it was.
         self.assertEqual(source.SerializeToString(), V7.read_bytes())
 
+    def test_the_shipped_v10_file_is_v7_wrapped_at_two_thirds(self):
+        shipped = V7.with_name("hme-symbols-v10.onnx").read_bytes()
+        rebuilt = hme_views.add_views(onnx.load(str(V7)), CANVAS, [Fraction(2, 3)])
+        self.assertEqual(rebuilt.SerializeToString(), shipped)
+
     def test_a_graph_with_two_outputs_is_refused(self):
         model = onnx.load(str(V7))
         model.graph.output.append(

@@ -6,8 +6,8 @@ centre (``--shrink 2/3``: the ink at two thirds of its size, with a margin round
 runs the trained network on both along the batch axis, and returns the mean of the two
 unit embeddings, renormalised.  The network's readings of a crop at two sizes disagree
 in different places for different writers, so their mean sits nearer the expression's
-other writings: on v7, `top50` purity at the true k 0.943 -> 0.966 (session 8, see
-docs/models-hme.md).  The price is a second pass per crop.
+other writings: on v7, `top50` purity at the true k 0.943 -> 0.965 (five harness seeds,
+session 8; docs/models-hme.md, "Shipped v10").  The price is a second pass per crop.
 
 The weights are untouched; the distances are calibrated again, on the images the
 training run held out, and the new file gets its own version and entry::
@@ -119,11 +119,11 @@ def add_views(model, canvas: tuple[int, int], shrinks: list[Fraction]):
         views.append(names[2])
     front.append(helper.make_node("Concat", views, [inner_in], axis=0))
     stacked, summed = _PREFIX + "stacked", _PREFIX + "summed"
-    width, shape = _PREFIX + "width", _PREFIX + "shape"
-    back = [  # (views x N, D) -> (views, N, D), D read from the tensor
-        helper.make_node("Shape", [inner_out], [width], start=1),
+    dim, shape = _PREFIX + "width", _PREFIX + "shape"  # the embedding width
+    back = [  # (views x N, D) -> (views, N, D), D read from the tensor (opset >= 15)
+        helper.make_node("Shape", [inner_out], [dim], start=1),
         helper.make_node(
-            "Concat", [const("lead", [len(views), -1]), width], [shape], axis=0
+            "Concat", [const("lead", [len(views), -1]), dim], [shape], axis=0
         ),
         helper.make_node("Reshape", [inner_out, shape], [stacked]),
         helper.make_node(
