@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import argparse
+import io
 import tempfile
+from contextlib import redirect_stderr
 from fractions import Fraction
 from pathlib import Path
 
@@ -86,3 +88,18 @@ class WrappedGraphTests(SimpleTestCase):
         )
         with self.assertRaisesRegex(ValueError, "one input and one output"):
             hme_views.add_views(model, CANVAS, [Fraction(2, 3)])
+
+
+class CommandTests(SimpleTestCase):
+    def test_the_wrapped_file_may_not_replace_its_source(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            source = Path(tmp) / "hme-symbols-v7.onnx"
+            source.write_bytes(V7.read_bytes())
+            source.with_suffix(".entry.json").write_bytes(
+                V7.with_suffix(".entry.json").read_bytes()
+            )
+            argv = ["--model", str(source), "--data", tmp, "--out", tmp]
+            with redirect_stderr(io.StringIO()) as err:
+                self.assertEqual(hme_views.main([*argv, "--version", "7"]), 2)
+            self.assertIn("would overwrite the model it wraps", err.getvalue())
+            self.assertEqual(source.read_bytes(), V7.read_bytes())

@@ -195,8 +195,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     onnx_path = out / f"hme-symbols-v{args.version}.onnx"
+    if onnx_path.resolve() == source.resolve():
+        print(f"error: {onnx_path} would overwrite the model it wraps", file=sys.stderr)
+        return 2
+    out.mkdir(parents=True, exist_ok=True)
     onnx.save(wrapped, str(onnx_path))
     difference = check_views(source, onnx_path, canvas, args.shrink)
     if difference > TOLERANCE:
