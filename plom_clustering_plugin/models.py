@@ -70,6 +70,17 @@ class ClusteringJob(HueyTaskTracker):
         }
 
     @property
+    def model_label(self) -> str:
+        """The model that grouped the answers, e.g. ``hme-symbols v10`` ("" before it ran)."""
+        if not self.model_name:
+            return ""
+        return (
+            f"{self.model_name} v{self.model_version}"
+            if self.model_version
+            else self.model_name
+        )
+
+    @property
     def is_published(self) -> bool:
         """True while tags of this job are on marking tasks."""
         return self.published_at is not None

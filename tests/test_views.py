@@ -402,6 +402,11 @@ class ReviewPageTest(ViewTestCase):
         self.assertContains(response, 'loading="lazy"')
         self.assertContains(response, 'name="revision" value="0"')
         self.assertContains(response, "Not published")
+        # Which model grouped them, now that the version can be pinned.
+        self.assertTrue(self.job.model_name)
+        self.assertContains(
+            response, f"grouped by {self.job.model_name} v{self.job.model_version}"
+        )
 
     def test_thumbnails_are_cut_once_then_served_from_disk(self):
         response = self.client.get(url("thumbnail", self.job.pk, 2))
