@@ -10,6 +10,7 @@ per-step cost.
 from __future__ import annotations
 
 import csv
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -130,6 +131,17 @@ def render_scanned(paths: list[Path], canvas: tuple[int, int], seed: int) -> np.
 def cached(cache: Path | None, make) -> np.ndarray:
     """``make()``'s canvases, stored as ``cache`` (an ``.npz``) and reloaded when present."""
     return cached_arrays(cache, lambda: {"canvases": make()})["canvases"]
+
+
+def data_key(data: str | Path, count: int, canvas: tuple[int, int]) -> str:
+    """Names the caches rendered from one data folder (its path, rows and canvas)."""
+    text = f"{Path(data).resolve()}:{count}:{canvas}"
+    return hashlib.sha1(text.encode()).hexdigest()[:12]
+
+
+def canvas_cache(folder: Path, key: str) -> Path:
+    """Where :func:`load_set` keeps the canvases of the data named by ``key``."""
+    return folder / f"canvases-{key}.npz"
 
 
 def load_set(

@@ -41,7 +41,6 @@ expressions meet in one batch and the contrastive loss has to separate them.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import shlex
@@ -241,10 +240,10 @@ def main(argv: list[str] | None = None) -> int:
         check_same_network(state["args"], args, args.resume)
     rows = hme_data.read_labels(args.data)
     bf16 = use_bf16(args.bf16)
-    key = hashlib.sha1(
-        f"{Path(args.data).resolve()}:{len(rows)}:{args.canvas}".encode()
-    ).hexdigest()[:12]
-    everything = hme_data.load_set(rows, ckpt_dir / f"canvases-{key}.npz", args.canvas)
+    key = hme_data.data_key(args.data, len(rows), args.canvas)
+    everything = hme_data.load_set(
+        rows, hme_data.canvas_cache(ckpt_dir, key), args.canvas
+    )
     latex = everything.latex
     # Calibration rows: expressions never trained on, for the clusterer's distances: a
     # net scores its own training images too well, and distances chosen on them

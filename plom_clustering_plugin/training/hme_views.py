@@ -20,7 +20,6 @@ training run held out, and the new file gets its own version and entry::
 from __future__ import annotations
 
 import argparse
-import hashlib
 import shlex
 import sys
 from fractions import Fraction
@@ -208,10 +207,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"wrote {onnx_path} (against numpy: {difference:.1e})", flush=True)
 
     rows = hme_data.read_labels(args.data)
-    key = hashlib.sha1(
-        f"{Path(args.data).resolve()}:{len(rows)}:{canvas}".encode()
-    ).hexdigest()[:12]
-    cache = Path(args.cache_dir) / f"canvases-{key}.npz" if args.cache_dir else None
+    key = hme_data.data_key(args.data, len(rows), canvas)
+    cache = hme_data.canvas_cache(Path(args.cache_dir), key) if args.cache_dir else None
     everything = hme_data.load_set(rows, cache, canvas)
     train_rows, calib_rows, val_rows = hme_data.training_splits(
         everything.latex, args.val_share, args.calib_share, args.seed
