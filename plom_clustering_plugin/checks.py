@@ -80,7 +80,7 @@ def check_urls(app_configs=None, **kwargs) -> list:
 def check_weights(app_configs=None, **kwargs) -> list:
     """With downloads off, every model the manifest lists must already be verified."""
     from .ml import weights
-    from .ml.manifest import ManifestError, load_manifest
+    from .ml.manifest import ManifestError, UnknownModelError, load_manifest
 
     try:
         manifest = load_manifest(clustering_settings.MANIFEST)
@@ -93,13 +93,15 @@ def check_weights(app_configs=None, **kwargs) -> list:
     problems = []
     for kind, name in MODEL_FOR_KIND.items():
         version = pinned_version(kind)
-        known = [e.version for e in manifest.models if e.name == name]
-        if version is not None and version not in known:
+        if version is None:
+            continue
+        try:  # the lookup a job does, so the check and the job agree
+            manifest.get_entry(name, version)
+        except UnknownModelError as err:
             problems.append(
                 Error(
-                    f"{PREFIX}{kind.upper()}_VERSION pins {name} version {version!r},"
-                    " which the weights manifest does not list.",
-                    hint=f"Known versions: {', '.join(known) or 'none'}.",
+                    f"{PREFIX}{kind.upper()}_VERSION pins {name} version {version!r}:"
+                    f" {err}",
                     id="plom_clustering.E007",
                 )
             )
