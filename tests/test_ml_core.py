@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 from django.test import SimpleTestCase
 from PIL import Image, ImageDraw
+from scipy import ndimage
 
 from plom_clustering_plugin.ml.clustering import ClassClusterer, cluster_embeddings
 from plom_clustering_plugin.ml.embedders import PixelEmbedder, l2_normalise
@@ -17,11 +18,21 @@ from plom_clustering_plugin.ml.pipeline import (
     OTHER,
     Pipeline,
 )
-from plom_clustering_plugin.ml.preprocess import fit_to_canvas, prepare
+from plom_clustering_plugin.ml.preprocess import (
+    INK_FLOOR,
+    fit_to_canvas,
+    ink_level,
+    prepare,
+)
 
 
-def answer_box(*, printed=True, mark=None, shift=(0, 0), noise=0.0, seed=0):
-    """A 120x400 scan-like crop: a printed box and "Answer:" bar, plus a drawn mark."""
+def answer_box(
+    *, printed=True, mark=None, shift=(0, 0), noise=0.0, seed=0, pen=10, width=6
+):
+    """A 120x400 scan-like crop: a printed box and "Answer:" bar, plus a drawn mark.
+
+    ``pen`` is the mark's grey level (paper is 238) and ``width`` its stroke width.
+    """
     img = Image.new("L", (400, 120), 238)  # greyish paper, as scanners give
     draw = ImageDraw.Draw(img)
     if printed:
@@ -30,16 +41,16 @@ def answer_box(*, printed=True, mark=None, shift=(0, 0), noise=0.0, seed=0):
     if mark == "circle":
         draw.ellipse(
             (150 + shift[0], 30 + shift[1], 230 + shift[0], 100 + shift[1]),
-            outline=10,
-            width=6,
+            outline=pen,
+            width=width,
         )
     elif mark == "cross":
         x, y = 160 + shift[0], 30 + shift[1]
-        draw.line((x, y, x + 70, y + 70), fill=10, width=6)
-        draw.line((x, y + 70, x + 70, y), fill=10, width=6)
+        draw.line((x, y, x + 70, y + 70), fill=pen, width=width)
+        draw.line((x, y + 70, x + 70, y), fill=pen, width=width)
     elif mark == "bar":
         draw.rectangle(
-            (120 + shift[0], 55 + shift[1], 300 + shift[0], 68 + shift[1]), fill=10
+            (120 + shift[0], 55 + shift[1], 300 + shift[0], 68 + shift[1]), fill=pen
         )
     array = np.asarray(img, dtype=np.float32)
     if noise:
@@ -66,6 +77,27 @@ class PreprocessTest(SimpleTestCase):
         self.assertTrue(145 <= left <= 150 and 230 <= right <= 236, prepared.bbox)
         self.assertEqual(prepared.ink.shape, (bottom - top, right - left))
         self.assertGreater(prepared.ink.max(), 0.9)
+
+    def test_faint_writing_is_read_at_a_lower_floor(self):
+        # A 2-px circle at grey 200 on paper 238 reads 0.16 ink: under INK_FLOOR.
+        faint = answer_box(mark="circle", pen=200, width=2, noise=3)
+        self.assertLess(ink_level(faint)[30:101, 150:231].max(), INK_FLOOR)
+        prepared = prepare(faint, answer_box())
+        self.assertFalse(prepared.is_blank)
+        top, left, bottom, right = prepared.bbox
+        self.assertTrue(145 <= left <= 150 and 230 <= right <= 236, prepared.bbox)
+        # Ink below the faint floor is still paper.
+        paler = answer_box(mark="circle", pen=215, width=2, noise=3)
+        self.assertTrue(prepare(paler, answer_box()).is_blank)
+
+    def test_a_misaligned_blurred_box_with_dust_stays_blank(self):
+        # The box printed 2 px off and blurred, as after alignment and scanning: its
+        # faint halo reaches past the first pass's template margin.
+        crop = np.roll(answer_box(), (2, 2), axis=(0, 1)).astype(np.float32)
+        crop[50:52, 200:202] = 0  # a dust speck, blurred below into a larger one
+        crop = ndimage.gaussian_filter(crop, 0.9)
+        crop = np.clip(crop + np.random.default_rng(0).normal(0, 4, crop.shape), 0, 255)
+        self.assertTrue(prepare(crop.astype(np.uint8), answer_box()).is_blank)
 
     def test_a_reference_of_another_size_is_resized(self):
         reference = np.asarray(Image.fromarray(answer_box()).resize((398, 119)))
