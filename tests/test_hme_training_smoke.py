@@ -67,7 +67,7 @@ class HmeTrainingSmokeTests(SimpleTestCase):
 
         from plom_clustering_plugin.ml.hme import HmeEmbedder, read_entry
         from plom_clustering_plugin.ml.preprocess import prepare
-        from plom_clustering_plugin.training import hme_train, hme_views
+        from plom_clustering_plugin.training import hme_distil, hme_train, hme_views
 
         with tempfile.TemporaryDirectory() as tmp:
             root = Path(tmp)
@@ -135,6 +135,29 @@ class HmeTrainingSmokeTests(SimpleTestCase):
                 root / "views" / "hme-symbols-v3v.entry.json",
             ).embed([prepare(gray)])
             self.assertEqual(read.shape, vectors.shape)
+
+            # Distilling the views model into its own network: one reading, own entry.
+            distil = [*common[:2], "--out", str(root / "distil"), "--version", "3d"]
+            distil += ["--student", str(onnx_path), "--calib-share", "0.3", "--smoke"]
+            distil += ["--teacher", str(root / "views" / "hme-symbols-v3v.onnx")]
+            distil += ["--epochs", "2", "--cache-dir", str(root / "ckpt"), "--augment"]
+            with redirect_stdout(io.StringIO()) as log:
+                self.assertEqual(hme_distil.main(distil), 0)
+            self.assertIn("loaded", log.getvalue())
+            distilled = read_entry(root / "distil" / "hme-symbols-v3d.entry.json")
+            self.assertEqual(distilled.input, entry.input)
+            self.assertIn("in one reading", distilled.description)
+            self.assertIn("augmented each batch", distilled.description)
+            self.assertIn("hme_distil", distilled.training_command)
+            trained = distilled.metrics["training"]
+            self.assertEqual(trained["teacher_sha256"], wrapped.sha256)
+            self.assertEqual([r["epoch"] for r in trained["history"]], [1, 2])
+            self.assertNotEqual(distilled.sha256, entry.sha256)
+            # Run again with --resume: the finished run is not trained further.
+            with redirect_stdout(io.StringIO()) as log:
+                self.assertEqual(hme_distil.main([*distil, "--resume"]), 0)
+            self.assertIn("resumed", log.getvalue())
+            self.assertNotIn('"epoch": 3', log.getvalue())
 
             # A checkpoint resumed with another depth stops with a clear message.
             with self.assertRaisesRegex(SystemExit, "the checkpoint has --deeper 0"):

@@ -1,0 +1,339 @@
+# SPDX-License-Identifier: AGPL-3.0-or-later
+r"""Teach a network to give in one reading what a views model gives in two.
+
+A views model (``hme_views``: v10 is v7 read at full size and at 2/3) groups better than
+its network read once, at twice the time per crop.  Here the network itself (a trained
+``hme-symbols`` file, its weights loaded back into torch) is trained further so that its
+single reading lands where the views model's mean of readings does: the loss is the
+cosine distance between the two embeddings, on the training split's images, clean and
+scan-simulated.  The teacher's embeddings are computed once, with onnxruntime.
+
+The result is exported, calibrated on the held-out calibration images and written with
+its entry, like a trained model::
+
+    python -m plom_clustering_plugin.training.hme_distil \
+        --student weights/hme-symbols-v7.onnx --teacher weights/hme-symbols-v10.onnx \
+        --data /work/shared/data/crohme-dev --out /work/hme-out/v12 --version 12
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..ml.hme import read_entry
+from . import hme_data
+
+#: Largest torch-vs-onnxruntime difference accepted when the weights are loaded back.
+TOLERANCE = 1e-4
+#: BatchNorm's epsilon: a loaded layer gets variance ``1 - EPS`` so that it divides by 1.
+EPS = 1e-5
+
+
+def network_shape(model) -> tuple[int, int, int]:
+    """``(classes, width, deeper)`` of the :class:`~.hme_model.HmeNet` in an ONNX graph."""
+    from onnx import numpy_helper
+
+    weights = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    convs = _first_scale_convs(model)
+    head = weights[convs["symbols.head.3"].input[1]]
+    stem = weights[convs["symbols.trunk.0.0"].input[1]]
+    trunk = sum(1 for name in convs if name.startswith("symbols.trunk."))
+    return int(head.shape[0]), int(stem.shape[0]), trunk - 5
+
+
+def _first_scale_convs(model) -> dict:
+    """The Conv nodes of the full-size pass, by the torch module they came from.
+
+    Export names a node ``/symbols/trunk/trunk.0/trunk.0.0/Conv`` (the half-size pass
+    repeats it with a ``_1`` suffix): the last scope is the module inside ``symbols``.
+    """
+    convs = {}
+    for node in model.graph.node:
+        if node.op_type != "Conv" or not node.name.startswith("/symbols/"):
+            continue
+        scope = node.name.split("/")[-2]
+        if scope.endswith("_1"):
+            continue
+        convs[f"symbols.{scope}"] = node
+    return convs
+
+
+def load_onnx_weights(net, model) -> None:
+    """Copy an exported graph's weights into ``net`` (an :class:`~.hme_model.HmeNet`).
+
+    Export folded each BatchNorm into its convolution, so the convolution takes the
+    folded weights and its BatchNorm becomes the identity plus the folded bias.
+    """
+    import torch
+    from onnx import numpy_helper
+
+    weights = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    modules = dict(net.named_modules())
+    convs = _first_scale_convs(model)
+    if set(convs) != {n for n, m in modules.items() if isinstance(m, torch.nn.Conv2d)}:
+        raise ValueError("the ONNX graph's convolutions do not match the network's")
+    with torch.no_grad():
+        for name, node in convs.items():
+            conv = modules[name]
+            conv.weight.copy_(torch.from_numpy(weights[node.input[1]].copy()))
+            bias = torch.from_numpy(weights[node.input[2]].copy())
+            if conv.bias is not None:
+                conv.bias.copy_(bias)
+                continue
+            norm = modules[name.rsplit(".", 1)[0] + ".1"]  # _conv: Conv, BN, ReLU
+            norm.weight.fill_(1.0)
+            norm.bias.copy_(bias)
+            norm.running_mean.zero_()
+            norm.running_var.fill_(1.0 - norm.eps)
+
+
+def freeze_batchnorm(net) -> None:
+    """Keep every BatchNorm on its loaded statistics while the rest trains."""
+    import torch
+
+    for module in net.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.eval()
+
+
+def onnx_embeddings(path: Path, canvases: np.ndarray, threads: int) -> np.ndarray:
+    """A graph's embeddings of uint8 canvases, in batches of 64."""
+    from ..ml.onnx_runtime import load_session
+    from .hme_export import sha256_of
+
+    session = load_session(path, sha256_of(path), threads=threads)
+    name = session.get_inputs()[0].name
+    out = [
+        session.run(None, {name: _as_input(canvases[start : start + 64])})[0]
+        for start in range(0, len(canvases), 64)
+    ]
+    return np.concatenate(out).astype(np.float32)
+
+
+def _as_input(canvases: np.ndarray) -> np.ndarray:
+    return (canvases.astype(np.float32) / 255.0)[:, None]
+
+
+def load_student(path: Path, canvas: tuple[int, int], threads: int):
+    """The network of an exported file, in torch, checked against onnxruntime.
+
+    Returns:
+        The network and the largest torch-vs-onnxruntime difference on sparse ink.
+    """
+    import onnx
+    import torch
+
+    from .hme_model import EmbeddingOnly, HmeNet
+
+    model = onnx.load(str(path))
+    classes, width, deeper = network_shape(model)
+    net = HmeNet(classes, width=width, deeper=deeper)
+    load_onnx_weights(net, model)
+    noise = np.random.default_rng(0).random((4, *canvas))
+    canvases = np.where(noise > 0.9, 255, 0).astype(np.uint8)  # sparse ink
+    with torch.no_grad():
+        got = EmbeddingOnly(net).eval()(torch.from_numpy(_as_input(canvases))).numpy()
+    difference = float(np.abs(got - onnx_embeddings(path, canvases, threads)).max())
+    if difference > TOLERANCE:
+        raise ValueError(f"weights loaded from {path} are off by {difference:.1e}")
+    return net, difference
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The command line."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--student", required=True, help="a trained hme-symbols .onnx")
+    parser.add_argument("--teacher", required=True, help="the .onnx to imitate")
+    parser.add_argument("--data", required=True, help="the student's training --data")
+    parser.add_argument("--out", required=True, help="folder for the ONNX + entry")
+    parser.add_argument("--version", required=True, help="model version to write")
+    parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--lr", type=float, default=3e-4)
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument(
+        "--augment",
+        action="store_true",
+        help="warp, re-pen and re-scan each batch (the teacher reads every one)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="the training run's")
+    parser.add_argument("--val-share", type=float, default=0.2, help="as trained")
+    parser.add_argument("--calib-share", type=float, default=0.1, help="as trained")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--bf16", choices=("auto", "on", "off"), default="auto")
+    parser.add_argument("--cache-dir", help="where rendered canvases are kept")
+    parser.add_argument("--ckpt-dir", help="checkpoint folder (default: --out)")
+    parser.add_argument("--resume", action="store_true", help="continue its last.pt")
+    parser.add_argument("--smoke", action="store_true", help="tiny run, for CI")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Distil, export, calibrate and validate; returns a process exit code."""
+    import torch
+
+    from ..ml.onnx_runtime import load_session
+    from .cpu import use_bf16
+    from .hme_augment import augment
+    from .hme_export import export_onnx, sha256_of
+    from .hme_report import calibrate_and_validate
+    from .hme_train import save, to_input
+
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    student_path, teacher_path = Path(args.student), Path(args.teacher)
+    entry = read_entry(student_path.with_suffix(".entry.json"))
+    teacher_entry = read_entry(teacher_path.with_suffix(".entry.json"))
+    canvas = entry.input.canvas
+    if teacher_entry.input.canvas != canvas:
+        print("error: the teacher reads another canvas size", file=sys.stderr)
+        return 2
+    out = Path(args.out)
+    onnx_path = out / f"hme-symbols-v{args.version}.onnx"
+    if onnx_path.resolve() in (student_path.resolve(), teacher_path.resolve()):
+        print(f"error: {onnx_path} would overwrite an input model", file=sys.stderr)
+        return 2
+    net, loaded = load_student(student_path, canvas, args.threads)
+    print(f"loaded {student_path} (against onnxruntime: {loaded:.1e})", flush=True)
+
+    rows = hme_data.read_labels(args.data)
+    key = hme_data.data_key(args.data, len(rows), canvas)
+    folder = Path(args.cache_dir) if args.cache_dir else None
+    everything = hme_data.load_set(
+        rows, hme_data.canvas_cache(folder, key) if folder else None, canvas
+    )
+    train_rows, calib_rows, val_rows = hme_data.training_splits(
+        everything.latex, args.val_share, args.calib_share, args.seed
+    )
+    if args.smoke:
+        train_rows = train_rows[:48]
+    paths = [rows[i][0] for i in train_rows]
+    scanned = hme_data.cached(
+        (
+            folder / f"distil-scans-{key}-{args.seed}.npz"
+            if folder and not args.smoke
+            else None
+        ),
+        lambda: hme_data.render_scanned(paths, canvas, args.seed),
+    )
+    inputs = np.concatenate([everything.canvases[train_rows], scanned])
+    teacher = load_session(teacher_path, sha256_of(teacher_path), threads=args.threads)
+    if not args.augment:  # the same canvases every epoch: ask the teacher once
+        started = time.monotonic()
+        targets = torch.from_numpy(onnx_embeddings(teacher_path, inputs, args.threads))
+        print(
+            f"teacher: {len(inputs)} canvases in {time.monotonic() - started:.0f} s",
+            flush=True,
+        )
+
+    bf16 = use_bf16(args.bf16)
+    optimiser = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
+    steps = args.epochs * -(-len(inputs) // args.batch)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, steps)
+    ckpt = Path(args.ckpt_dir or out) / "distil-last.pt"
+    epoch, history = 0, []
+    if args.resume and ckpt.is_file():
+        state = torch.load(ckpt, weights_only=False)
+        net.load_state_dict(state["model"])
+        optimiser.load_state_dict(state["optimiser"])
+        scheduler.load_state_dict(state["scheduler"])
+        epoch, history = state["epoch"], state["history"]
+        print(f"resumed {ckpt} at epoch {epoch}", flush=True)
+    val = hme_data.subset(everything, val_rows)
+    while epoch < args.epochs:
+        net.train()
+        freeze_batchnorm(net)
+        order = np.random.default_rng([args.seed, 7, epoch]).permutation(len(inputs))
+        tick, losses = time.monotonic(), []
+        gen = torch.Generator().manual_seed(args.seed * 1000 + epoch)
+        for start in range(0, len(order), args.batch):
+            batch = order[start : start + args.batch]
+            x = to_input(inputs[batch])
+            if args.augment:  # a new warp, pen and scanner each time: ask again
+                x = augment(x, gen)
+                wanted = torch.from_numpy(
+                    teacher.run(None, {teacher_entry.input.name: x.numpy()})[0]
+                )
+            else:
+                wanted = targets[batch]
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                _, emb = net(x.contiguous(memory_format=torch.channels_last))
+            loss = (1.0 - (emb.float() * wanted).sum(1)).mean()
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+            scheduler.step()
+            losses.append(loss.item())
+        epoch += 1
+        record = {
+            "epoch": epoch,
+            "distance_to_teacher": round(float(np.mean(losses)), 5),
+            "img_per_s": round(len(order) / (time.monotonic() - tick), 1),
+        }
+        history.append(record)
+        print(json.dumps(record), flush=True)
+        save(
+            ckpt,
+            {
+                "model": net.state_dict(),
+                "optimiser": optimiser.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "epoch": epoch,
+                "history": history,
+                "args": vars(args),
+            },
+        )
+
+    net.eval()
+    difference = export_onnx(net, onnx_path, canvas)
+    print(f"wrote {onnx_path} (ONNX against torch: {difference:.1e})", flush=True)
+    command = (
+        f"{entry.training_command} && python -m"
+        " plom_clustering_plugin.training.hme_distil "
+        + shlex.join(argv if argv is not None else sys.argv[1:])
+    )
+    fields = dict(
+        version=args.version,
+        command=command,
+        seed=entry.seed,
+        training_data=entry.training_data,
+        description=(
+            f"hme-symbols v{entry.version}'s network (sha256 {entry.sha256[:12]}) trained"
+            f" {args.epochs} more epochs to give in one reading the embedding"
+            f" hme-symbols v{teacher_entry.version} (sha256 {teacher_entry.sha256[:12]})"
+            f" gives (cosine distance, training split clean and scan-simulated"
+            f"{', augmented each batch' if args.augment else ''})."
+            f" v{entry.version}: {entry.description or ''}"
+        ),
+    )
+    calibrate_and_validate(
+        onnx_path,
+        canvas,
+        fields,
+        train=hme_data.subset(everything, train_rows),
+        calibration=hme_data.subset(everything, calib_rows) if calib_rows else None,
+        val=val,
+        val_paths=[rows[i][0] for i in val_rows],
+        seed=args.seed,
+        threads=args.threads,
+        smoke=args.smoke,
+        training={
+            "student": f"hme-symbols v{entry.version}",
+            "student_sha256": entry.sha256,
+            "teacher": f"hme-symbols v{teacher_entry.version}",
+            "teacher_sha256": teacher_entry.sha256,
+            "history": history,
+        },
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
