@@ -155,6 +155,47 @@ def load_set(
     return HmeSet(canvases, latex, expression_groups(latex))
 
 
+@dataclass(frozen=True)
+class TrainingData:
+    """A data folder rendered, with a training run's split of its rows.
+
+    Attributes:
+        rows: ``(image path, LaTeX)`` per row of ``labels.csv``.
+        everything: the canvases of every row.
+        key: :func:`data_key` of the folder (names its caches).
+        train: rows trained on.
+        calibration: rows held out to calibrate the distances (may be empty).
+        val: rows of the validation expressions.
+    """
+
+    rows: list[tuple[Path, str]]
+    everything: HmeSet
+    key: str
+    train: list[int]
+    calibration: list[int]
+    val: list[int]
+
+
+def load_training_data(
+    data: str | Path,
+    canvas: tuple[int, int],
+    cache_dir: str | Path | None,
+    *,
+    val_share: float,
+    calib_share: float,
+    seed: int,
+) -> TrainingData:
+    """Render ``data`` (or reload it from ``cache_dir``) and split it as training did."""
+    rows = read_labels(data)
+    key = data_key(data, len(rows), canvas)
+    cache = canvas_cache(Path(cache_dir), key) if cache_dir else None
+    everything = load_set(rows, cache, canvas)
+    train, calibration, val = training_splits(
+        everything.latex, val_share, calib_share, seed
+    )
+    return TrainingData(rows, everything, key, train, calibration, val)
+
+
 def subset(data: HmeSet, rows: list[int]) -> HmeSet:
     """The images at ``rows`` (expression indices renumbered)."""
     latex = [data.latex[i] for i in rows]

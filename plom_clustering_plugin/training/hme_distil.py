@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -182,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     from .cpu import use_bf16
     from .hme_augment import augment
     from .hme_export import export_onnx, sha256_of
-    from .hme_report import calibrate_and_validate
+    from .hme_report import write_derived
     from .hme_train import save, to_input
 
     args = parse_args(argv)
@@ -203,27 +203,26 @@ def main(argv: list[str] | None = None) -> int:
     net, loaded = load_student(student_path, canvas, args.threads)
     print(f"loaded {student_path} (against onnxruntime: {loaded:.1e})", flush=True)
 
-    rows = hme_data.read_labels(args.data)
-    key = hme_data.data_key(args.data, len(rows), canvas)
-    folder = Path(args.cache_dir) if args.cache_dir else None
-    everything = hme_data.load_set(
-        rows, hme_data.canvas_cache(folder, key) if folder else None, canvas
-    )
-    train_rows, calib_rows, val_rows = hme_data.training_splits(
-        everything.latex, args.val_share, args.calib_share, args.seed
+    data = hme_data.load_training_data(
+        args.data,
+        canvas,
+        args.cache_dir,
+        val_share=args.val_share,
+        calib_share=args.calib_share,
+        seed=args.seed,
     )
     if args.smoke:
-        train_rows = train_rows[:48]
-    paths = [rows[i][0] for i in train_rows]
-    scanned = hme_data.cached(
-        (
-            folder / f"distil-scans-{key}-{args.seed}.npz"
-            if folder and not args.smoke
-            else None
-        ),
-        lambda: hme_data.render_scanned(paths, canvas, args.seed),
+        data = replace(data, train=data.train[:48])
+    scans = (
+        Path(args.cache_dir) / f"distil-scans-{data.key}-{args.seed}.npz"
+        if args.cache_dir and not args.smoke
+        else None
     )
-    inputs = np.concatenate([everything.canvases[train_rows], scanned])
+    paths = [data.rows[i][0] for i in data.train]
+    scanned = hme_data.cached(
+        scans, lambda: hme_data.render_scanned(paths, canvas, args.seed)
+    )
+    inputs = np.concatenate([data.everything.canvases[data.train], scanned])
     teacher = load_session(teacher_path, sha256_of(teacher_path), threads=args.threads)
     if not args.augment:  # the same canvases every epoch: ask the teacher once
         started = time.monotonic()
@@ -246,7 +245,6 @@ def main(argv: list[str] | None = None) -> int:
         scheduler.load_state_dict(state["scheduler"])
         epoch, history = state["epoch"], state["history"]
         print(f"resumed {ckpt} at epoch {epoch}", flush=True)
-    val = hme_data.subset(everything, val_rows)
     while epoch < args.epochs:
         net.train()
         freeze_batchnorm(net)
@@ -294,16 +292,13 @@ def main(argv: list[str] | None = None) -> int:
     net.eval()
     difference = export_onnx(net, onnx_path, canvas)
     print(f"wrote {onnx_path} (ONNX against torch: {difference:.1e})", flush=True)
-    command = (
-        f"{entry.training_command} && python -m"
-        " plom_clustering_plugin.training.hme_distil "
-        + shlex.join(argv if argv is not None else sys.argv[1:])
-    )
-    fields = dict(
+    write_derived(
+        onnx_path,
+        entry,
+        data,
+        module="hme_distil",
+        argv=argv,
         version=args.version,
-        command=command,
-        seed=entry.seed,
-        training_data=entry.training_data,
         description=(
             f"hme-symbols v{entry.version}'s network (sha256 {entry.sha256[:12]}) trained"
             f" {args.epochs} more epochs to give in one reading the embedding"
@@ -312,15 +307,6 @@ def main(argv: list[str] | None = None) -> int:
             f"{', augmented each batch' if args.augment else ''})."
             f" v{entry.version}: {entry.description or ''}"
         ),
-    )
-    calibrate_and_validate(
-        onnx_path,
-        canvas,
-        fields,
-        train=hme_data.subset(everything, train_rows),
-        calibration=hme_data.subset(everything, calib_rows) if calib_rows else None,
-        val=val,
-        val_paths=[rows[i][0] for i in val_rows],
         seed=args.seed,
         threads=args.threads,
         smoke=args.smoke,

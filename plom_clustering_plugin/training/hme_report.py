@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
+import sys
 import time
 from pathlib import Path
 
@@ -18,7 +20,7 @@ from PIL import Image
 
 from ..evaluation.scanify import LAYOUTS, blank_reference, scanify
 from ..ml.hme import HmeEmbedder
-from ..ml.manifest import DEFAULT_DIFFERENT_ANSWER_DISTANCE
+from ..ml.manifest import DEFAULT_DIFFERENT_ANSWER_DISTANCE, ModelEntry
 from ..ml.preprocess import PreparedCrop, prepare
 from . import hme_data, hme_export, hme_validate
 from .hme_augment import augment
@@ -252,3 +254,53 @@ def calibrate_and_validate(
     print(json.dumps(metrics, indent=1), flush=True)
     print(f"wrote {entry_path}", flush=True)
     return metrics
+
+
+def write_derived(
+    onnx_path: Path,
+    source: ModelEntry,
+    data: hme_data.TrainingData,
+    *,
+    module: str,
+    argv: list[str] | None,
+    version: str,
+    description: str,
+    seed: int,
+    threads: int,
+    smoke: bool,
+    training: dict,
+) -> dict:
+    """Calibrate, validate and write the entry of a model made from ``source``.
+
+    The command recorded is the source's own followed by this run's (``module`` under
+    ``plom_clustering_plugin.training`` with ``argv``); the entry's seed and training
+    data are the source's.  ``seed`` drives the calibration and validation draws.
+    """
+    command = (
+        f"{source.training_command} && python -m"
+        f" plom_clustering_plugin.training.{module} "
+        + shlex.join(argv if argv is not None else sys.argv[1:])
+    )
+    fields = dict(
+        version=version,
+        command=command,
+        seed=source.seed,
+        training_data=source.training_data,
+        description=description,
+    )
+    everything = data.everything
+    return calibrate_and_validate(
+        onnx_path,
+        source.input.canvas,
+        fields,
+        train=hme_data.subset(everything, data.train),
+        calibration=(
+            hme_data.subset(everything, data.calibration) if data.calibration else None
+        ),
+        val=hme_data.subset(everything, data.val),
+        val_paths=[data.rows[i][0] for i in data.val],
+        seed=seed,
+        threads=threads,
+        smoke=smoke,
+        training=training,
+    )

@@ -20,7 +20,6 @@ training run held out, and the new file gets its own version and entry::
 from __future__ import annotations
 
 import argparse
-import shlex
 import sys
 from fractions import Fraction
 from pathlib import Path
@@ -182,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     """Wrap, check, calibrate and validate; returns a process exit code."""
     import onnx
 
-    from .hme_report import calibrate_and_validate
+    from .hme_report import write_derived
 
     args = parse_args(argv)
     source = Path(args.model)
@@ -206,38 +205,27 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print(f"wrote {onnx_path} (against numpy: {difference:.1e})", flush=True)
 
-    rows = hme_data.read_labels(args.data)
-    key = hme_data.data_key(args.data, len(rows), canvas)
-    cache = hme_data.canvas_cache(Path(args.cache_dir), key) if args.cache_dir else None
-    everything = hme_data.load_set(rows, cache, canvas)
-    train_rows, calib_rows, val_rows = hme_data.training_splits(
-        everything.latex, args.val_share, args.calib_share, args.seed
+    data = hme_data.load_training_data(
+        args.data,
+        canvas,
+        args.cache_dir,
+        val_share=args.val_share,
+        calib_share=args.calib_share,
+        seed=args.seed,
     )
     sizes = ", ".join(str(s) for s in args.shrink)
-    command = (
-        f"{entry.training_command} && python -m"
-        " plom_clustering_plugin.training.hme_views "
-        + shlex.join(argv if argv is not None else sys.argv[1:])
-    )
-    fields = dict(
+    write_derived(
+        onnx_path,
+        entry,
+        data,
+        module="hme_views",
+        argv=argv,
         version=args.version,
-        command=command,
-        seed=entry.seed,
-        training_data=entry.training_data,
         description=(
             f"hme-symbols v{entry.version}'s weights (sha256 {entry.sha256[:12]}),"
             f" read at full size and at {sizes} of it (centred), the mean of the unit"
             f" embeddings renormalised. v{entry.version}: {entry.description or ''}"
         ),
-    )
-    calibrate_and_validate(
-        onnx_path,
-        canvas,
-        fields,
-        train=hme_data.subset(everything, train_rows),
-        calibration=hme_data.subset(everything, calib_rows) if calib_rows else None,
-        val=hme_data.subset(everything, val_rows),
-        val_paths=[rows[i][0] for i in val_rows],
         seed=args.seed,
         threads=args.threads,
         smoke=args.smoke,
