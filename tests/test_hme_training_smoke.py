@@ -158,6 +158,10 @@ class HmeTrainingSmokeTests(SimpleTestCase):
                 self.assertEqual(hme_distil.main([*distil, "--resume"]), 0)
             self.assertIn("resumed", log.getvalue())
             self.assertNotIn('"epoch": 3', log.getvalue())
+            # ...and a checkpoint made for another teacher is refused, not continued.
+            other = [*distil, "--resume", "--teacher", str(onnx_path)]
+            with self.assertRaisesRegex(SystemExit, "was made with --teacher"):
+                hme_distil.main(other)
 
             # A checkpoint resumed with another depth stops with a clear message.
             with self.assertRaisesRegex(SystemExit, "the checkpoint has --deeper 0"):

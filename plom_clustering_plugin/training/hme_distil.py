@@ -6,7 +6,10 @@ its network read once, at twice the time per crop.  Here the network itself (a t
 ``hme-symbols`` file, its weights loaded back into torch) is trained further so that its
 single reading lands where the views model's mean of readings does: the loss is the
 cosine distance between the two embeddings, on the training split's images, clean and
-scan-simulated.  The teacher's embeddings are computed once, with onnxruntime.
+scan-simulated.  The teacher runs in onnxruntime: once over those canvases, or on every
+batch with ``--augment`` (each batch warped, re-penned and re-scanned).  Measured in
+session 9 (v12, v12b): half the views' gain at the true k, none on the exam, so neither
+was shipped (docs/models-hme.md, experiments).
 
 The result is exported, calibrated on the held-out calibration images and written with
 its entry, like a trained model::
@@ -32,8 +35,6 @@ from . import hme_data
 
 #: Largest torch-vs-onnxruntime difference accepted when the weights are loaded back.
 TOLERANCE = 1e-4
-#: BatchNorm's epsilon: a loaded layer gets variance ``1 - EPS`` so that it divides by 1.
-EPS = 1e-5
 
 
 def network_shape(model) -> tuple[int, int, int]:
@@ -169,7 +170,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--bf16", choices=("auto", "on", "off"), default="auto")
     parser.add_argument("--cache-dir", help="where rendered canvases are kept")
     parser.add_argument("--ckpt-dir", help="checkpoint folder (default: --out)")
-    parser.add_argument("--resume", action="store_true", help="continue its last.pt")
+    parser.add_argument("--resume", action="store_true", help="continue distil-last.pt")
     parser.add_argument("--smoke", action="store_true", help="tiny run, for CI")
     return parser.parse_args(argv)
 
@@ -223,8 +224,11 @@ def main(argv: list[str] | None = None) -> int:
         scans, lambda: hme_data.render_scanned(paths, canvas, args.seed)
     )
     inputs = np.concatenate([data.everything.canvases[data.train], scanned])
-    teacher = load_session(teacher_path, sha256_of(teacher_path), threads=args.threads)
-    if not args.augment:  # the same canvases every epoch: ask the teacher once
+    if args.augment:
+        teacher = load_session(
+            teacher_path, sha256_of(teacher_path), threads=args.threads
+        )
+    else:  # the same canvases every epoch: ask the teacher once
         started = time.monotonic()
         targets = torch.from_numpy(onnx_embeddings(teacher_path, inputs, args.threads))
         print(
@@ -240,6 +244,12 @@ def main(argv: list[str] | None = None) -> int:
     epoch, history = 0, []
     if args.resume and ckpt.is_file():
         state = torch.load(ckpt, weights_only=False)
+        for name in ("student", "teacher", "epochs", "augment"):
+            if state["args"].get(name) != getattr(args, name):
+                raise SystemExit(
+                    f"{ckpt} was made with --{name} {state['args'].get(name)},"
+                    f" this run asks for {getattr(args, name)}"
+                )
         net.load_state_dict(state["model"])
         optimiser.load_state_dict(state["optimiser"])
         scheduler.load_state_dict(state["scheduler"])
