@@ -196,6 +196,22 @@ def load_training_data(
     return TrainingData(rows, everything, key, train, calibration, val)
 
 
+def scanned_copies(
+    data: TrainingData,
+    canvas: tuple[int, int],
+    seed: int,
+    cache_dir: str | Path | None,
+) -> np.ndarray:
+    """One scan-simulated canvas per training row, in ``data.train``'s order (cached)."""
+    paths = [data.rows[i][0] for i in data.train]
+    cache = (
+        Path(cache_dir) / f"scanned-{data.key}-{len(data.train)}-s{seed}.npz"
+        if cache_dir
+        else None
+    )
+    return cached(cache, lambda: render_scanned(paths, canvas, seed))
+
+
 def subset(data: HmeSet, rows: list[int]) -> HmeSet:
     """The images at ``rows`` (expression indices renumbered)."""
     latex = [data.latex[i] for i in rows]

@@ -214,15 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     if args.smoke:
         data = replace(data, train=data.train[:48])
-    scans = (
-        Path(args.cache_dir) / f"distil-scans-{data.key}-{args.seed}.npz"
-        if args.cache_dir and not args.smoke
-        else None
-    )
-    paths = [data.rows[i][0] for i in data.train]
-    scanned = hme_data.cached(
-        scans, lambda: hme_data.render_scanned(paths, canvas, args.seed)
-    )
+    scanned = hme_data.scanned_copies(data, canvas, args.seed, args.cache_dir)
     inputs = np.concatenate([data.everything.canvases[data.train], scanned])
     if args.augment:
         teacher = load_session(

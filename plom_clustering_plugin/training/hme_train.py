@@ -238,33 +238,32 @@ def main(argv: list[str] | None = None) -> int:
     state = torch.load(args.resume, weights_only=False) if args.resume else None
     if state:
         check_same_network(state["args"], args, args.resume)
-    rows = hme_data.read_labels(args.data)
     bf16 = use_bf16(args.bf16)
-    key = hme_data.data_key(args.data, len(rows), args.canvas)
-    everything = hme_data.load_set(
-        rows, hme_data.canvas_cache(ckpt_dir, key), args.canvas
-    )
-    latex = everything.latex
     # Calibration rows: expressions never trained on, for the clusterer's distances: a
     # net scores its own training images too well, and distances chosen on them
     # over-split new writers (v3's first run: 0.4 chosen, validation wanted 0.5-0.6).
-    train_rows, calib_rows, val_rows = hme_data.training_splits(
-        latex, 0.0 if args.all_data else args.val_share, args.calib_share, args.seed
+    data = hme_data.load_training_data(
+        args.data,
+        args.canvas,
+        ckpt_dir,
+        val_share=0.0 if args.all_data else args.val_share,
+        calib_share=args.calib_share,
+        seed=args.seed,
     )
-    calibration = hme_data.subset(everything, calib_rows) if calib_rows else None
-    train = hme_data.subset(everything, train_rows)
-    val = hme_data.subset(everything, val_rows)
+    calibration = (
+        hme_data.subset(data.everything, data.calibration) if data.calibration else None
+    )
+    train = hme_data.subset(data.everything, data.train)
+    val = hme_data.subset(data.everything, data.val)
     scanned = None
     if args.scan_share > 0:
-        paths = [rows[i][0] for i in train_rows]
-        scanned = hme_data.cached(
-            ckpt_dir / f"scanned-{key}-{len(train_rows)}-s{args.seed}.npz",
-            lambda: hme_data.render_scanned(paths, args.canvas, args.seed),
-        )
+        scanned = hme_data.scanned_copies(data, args.canvas, args.seed, ckpt_dir)
         print(f"{len(scanned)} scan-simulated training canvases", flush=True)
     real_rows = len(train)
     if args.synth_fonts:
-        train, scanned = add_synthetic(train, scanned, args, ckpt_dir / f"synth-{key}")
+        train, scanned = add_synthetic(
+            train, scanned, args, ckpt_dir / f"synth-{data.key}"
+        )
     vocabulary = (
         state["vocabulary"]
         if state
@@ -385,8 +384,8 @@ def main(argv: list[str] | None = None) -> int:
         calibration=calibration,
         synthetic=synthetic,
         val=val,
-        rows=rows,
-        val_rows=val_rows,
+        rows=data.rows,
+        val_rows=data.val,
         history=history,
         command=command,
         extra={"epochs": epoch, "stopped_early": stopped_early, "ort_diff": difference},
