@@ -298,9 +298,9 @@ def main(argv: list[str] | None = None) -> int:
         onnx_path,
         entry,
         data,
+        args,
         module="hme_distil",
         argv=argv,
-        version=args.version,
         description=(
             f"hme-symbols v{entry.version}'s network (sha256 {entry.sha256[:12]}) trained"
             f" {args.epochs} more epochs to give in one reading the embedding"
@@ -309,9 +309,6 @@ def main(argv: list[str] | None = None) -> int:
             f"{', augmented each batch' if args.augment else ''})."
             f" v{entry.version}: {entry.description or ''}"
         ),
-        seed=args.seed,
-        threads=args.threads,
-        smoke=args.smoke,
         training={
             "student": f"hme-symbols v{entry.version}",
             "student_sha256": entry.sha256,

@@ -260,21 +260,19 @@ def write_derived(
     onnx_path: Path,
     source: ModelEntry,
     data: hme_data.TrainingData,
+    args: argparse.Namespace,
     *,
     module: str,
     argv: list[str] | None,
-    version: str,
     description: str,
-    seed: int,
-    threads: int,
-    smoke: bool,
     training: dict,
 ) -> dict:
     """Calibrate, validate and write the entry of a model made from ``source``.
 
     The command recorded is the source's own followed by this run's (``module`` under
     ``plom_clustering_plugin.training`` with ``argv``); the entry's seed and training
-    data are the source's.  ``seed`` drives the calibration and validation draws.
+    data are the source's.  From ``args``: ``version`` to write, ``seed`` (drives the
+    calibration and validation draws), ``threads`` and ``smoke``.
     """
     command = (
         f"{source.training_command} && python -m"
@@ -282,7 +280,7 @@ def write_derived(
         + shlex.join(argv if argv is not None else sys.argv[1:])
     )
     fields = dict(
-        version=version,
+        version=args.version,
         command=command,
         seed=source.seed,
         training_data=source.training_data,
@@ -299,8 +297,8 @@ def write_derived(
         ),
         val=hme_data.subset(everything, data.val),
         val_paths=[data.rows[i][0] for i in data.val],
-        seed=seed,
-        threads=threads,
-        smoke=smoke,
+        seed=args.seed,
+        threads=args.threads,
+        smoke=args.smoke,
         training=training,
     )

@@ -218,17 +218,14 @@ def main(argv: list[str] | None = None) -> int:
         onnx_path,
         entry,
         data,
+        args,
         module="hme_views",
         argv=argv,
-        version=args.version,
         description=(
             f"hme-symbols v{entry.version}'s weights (sha256 {entry.sha256[:12]}),"
             f" read at full size and at {sizes} of it (centred), the mean of the unit"
             f" embeddings renormalised. v{entry.version}: {entry.description or ''}"
         ),
-        seed=args.seed,
-        threads=args.threads,
-        smoke=args.smoke,
         training={
             "source": f"hme-symbols v{entry.version}",
             "source_sha256": entry.sha256,
