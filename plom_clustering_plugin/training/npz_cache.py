@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,8 +16,9 @@ def cached_arrays(
 ) -> dict[str, np.ndarray]:
     """``make()``'s named arrays, stored as ``path`` (``.npz``) and reused when present.
 
-    The file is written under a temporary name and renamed, so a killed run never
-    leaves half a cache behind.  ``path`` None: no cache.
+    The file is written under a temporary name of its own and renamed, so a killed
+    run never leaves half a cache behind and two runs making the same cache at once
+    do not write into one file.  ``path`` None: no cache.
     """
     if path is not None and path.exists():
         with np.load(path) as data:
@@ -23,7 +26,14 @@ def cached_arrays(
     arrays = make()
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        temp = path.with_suffix(".tmp.npz")
-        np.savez(temp, **arrays)
-        temp.replace(path)
+        handle, name = tempfile.mkstemp(
+            prefix=path.stem + ".", suffix=".tmp.npz", dir=path.parent
+        )
+        try:
+            with os.fdopen(handle, "wb") as temp:
+                np.savez(temp, **arrays)
+            os.replace(name, path)
+        except BaseException:
+            os.unlink(name)
+            raise
     return arrays
