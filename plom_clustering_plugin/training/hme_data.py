@@ -9,6 +9,7 @@ per-step cost.
 
 from __future__ import annotations
 
+import argparse
 import csv
 import hashlib
 from dataclasses import dataclass
@@ -175,6 +176,17 @@ class TrainingData:
     calibration: list[int]
     val: list[int]
 
+    def sets(self) -> tuple[HmeSet, HmeSet | None, HmeSet]:
+        """The training, calibration (None when no rows) and validation images."""
+        calibration = (
+            subset(self.everything, self.calibration) if self.calibration else None
+        )
+        return (
+            subset(self.everything, self.train),
+            calibration,
+            subset(self.everything, self.val),
+        )
+
 
 def load_training_data(
     data: str | Path,
@@ -194,6 +206,33 @@ def load_training_data(
         everything.latex, val_share, calib_share, seed
     )
     return TrainingData(rows, everything, key, train, calibration, val)
+
+
+def add_source_split_options(parser: argparse.ArgumentParser) -> None:
+    """Options naming a trained model's data folder and split, for tools deriving from it.
+
+    The same ``--seed``, ``--val-share`` and ``--calib-share`` as its training run give
+    the same rows.
+    """
+    parser.add_argument("--data", required=True, help="the source's training --data")
+    parser.add_argument("--seed", type=int, default=0, help="the training run's")
+    parser.add_argument("--val-share", type=float, default=0.2, help="as trained")
+    parser.add_argument("--calib-share", type=float, default=0.1, help="as trained")
+    parser.add_argument("--cache-dir", help="where rendered canvases are kept")
+
+
+def load_source_split(
+    args: argparse.Namespace, canvas: tuple[int, int]
+) -> TrainingData:
+    """:func:`load_training_data` as :func:`add_source_split_options` asked."""
+    return load_training_data(
+        args.data,
+        canvas,
+        args.cache_dir,
+        val_share=args.val_share,
+        calib_share=args.calib_share,
+        seed=args.seed,
+    )
 
 
 def scanned_copies(

@@ -152,7 +152,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--student", required=True, help="a trained hme-symbols .onnx")
     parser.add_argument("--teacher", required=True, help="the .onnx to imitate")
-    parser.add_argument("--data", required=True, help="the student's training --data")
     parser.add_argument("--out", required=True, help="folder for the ONNX + entry")
     parser.add_argument("--version", required=True, help="model version to write")
     parser.add_argument("--epochs", type=int, default=8)
@@ -163,12 +162,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="warp, re-pen and re-scan each batch (the teacher reads every one)",
     )
-    parser.add_argument("--seed", type=int, default=0, help="the training run's")
-    parser.add_argument("--val-share", type=float, default=0.2, help="as trained")
-    parser.add_argument("--calib-share", type=float, default=0.1, help="as trained")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--bf16", choices=("auto", "on", "off"), default="auto")
-    parser.add_argument("--cache-dir", help="where rendered canvases are kept")
+    hme_data.add_source_split_options(parser)
     parser.add_argument("--ckpt-dir", help="checkpoint folder (default: --out)")
     parser.add_argument("--resume", action="store_true", help="continue distil-last.pt")
     parser.add_argument("--smoke", action="store_true", help="tiny run, for CI")
@@ -204,14 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     net, loaded = load_student(student_path, canvas, args.threads)
     print(f"loaded {student_path} (against onnxruntime: {loaded:.1e})", flush=True)
 
-    data = hme_data.load_training_data(
-        args.data,
-        canvas,
-        args.cache_dir,
-        val_share=args.val_share,
-        calib_share=args.calib_share,
-        seed=args.seed,
-    )
+    data = hme_data.load_source_split(args, canvas)
     if args.smoke:
         data = replace(data, train=data.train[:48])
     scanned = hme_data.scanned_copies(data, canvas, args.seed, args.cache_dir)

@@ -286,16 +286,14 @@ def write_derived(
         training_data=source.training_data,
         description=description,
     )
-    everything = data.everything
+    train, calibration, val = data.sets()
     return calibrate_and_validate(
         onnx_path,
         source.input.canvas,
         fields,
-        train=hme_data.subset(everything, data.train),
-        calibration=(
-            hme_data.subset(everything, data.calibration) if data.calibration else None
-        ),
-        val=hme_data.subset(everything, data.val),
+        train=train,
+        calibration=calibration,
+        val=val,
         val_paths=[data.rows[i][0] for i in data.val],
         seed=args.seed,
         threads=args.threads,

@@ -250,11 +250,7 @@ def main(argv: list[str] | None = None) -> int:
         calib_share=args.calib_share,
         seed=args.seed,
     )
-    calibration = (
-        hme_data.subset(data.everything, data.calibration) if data.calibration else None
-    )
-    train = hme_data.subset(data.everything, data.train)
-    val = hme_data.subset(data.everything, data.val)
+    train, calibration, val = data.sets()
     scanned = None
     if args.scan_share > 0:
         scanned = hme_data.scanned_copies(data, args.canvas, args.seed, ckpt_dir)

@@ -157,7 +157,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", required=True, help="a trained hme-symbols .onnx")
     parser.add_argument("--entry", help="its entry (default: beside it, .entry.json)")
-    parser.add_argument("--data", required=True, help="the training run's --data")
     parser.add_argument("--out", required=True, help="folder for the ONNX + entry")
     parser.add_argument("--version", required=True, help="model version to write")
     parser.add_argument(
@@ -166,11 +165,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="append",
         help="extra view's size against the canvas (repeatable; default 2/3)",
     )
-    parser.add_argument("--seed", type=int, default=0, help="the training run's")
-    parser.add_argument("--val-share", type=float, default=0.2, help="as trained")
-    parser.add_argument("--calib-share", type=float, default=0.1, help="as trained")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--cache-dir", help="where rendered canvases are kept")
+    hme_data.add_source_split_options(parser)
     parser.add_argument("--smoke", action="store_true", help="tiny report, for CI")
     args = parser.parse_args(argv)
     args.shrink = args.shrink or [Fraction(2, 3)]
@@ -205,14 +201,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print(f"wrote {onnx_path} (against numpy: {difference:.1e})", flush=True)
 
-    data = hme_data.load_training_data(
-        args.data,
-        canvas,
-        args.cache_dir,
-        val_share=args.val_share,
-        calib_share=args.calib_share,
-        seed=args.seed,
-    )
+    data = hme_data.load_source_split(args, canvas)
     sizes = ", ".join(str(s) for s in args.shrink)
     write_derived(
         onnx_path,
