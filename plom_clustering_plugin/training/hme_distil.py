@@ -108,18 +108,15 @@ def onnx_embeddings(path: Path, canvases: np.ndarray, threads: int) -> np.ndarra
     """A graph's embeddings of uint8 canvases, in batches of 64."""
     from ..ml.onnx_runtime import load_session
     from .hme_export import sha256_of
+    from .hme_train import to_input
 
     session = load_session(path, sha256_of(path), threads=threads)
     name = session.get_inputs()[0].name
     out = [
-        session.run(None, {name: _as_input(canvases[start : start + 64])})[0]
+        session.run(None, {name: to_input(canvases[start : start + 64]).numpy()})[0]
         for start in range(0, len(canvases), 64)
     ]
     return np.concatenate(out).astype(np.float32)
-
-
-def _as_input(canvases: np.ndarray) -> np.ndarray:
-    return (canvases.astype(np.float32) / 255.0)[:, None]
 
 
 def load_student(path: Path, canvas: tuple[int, int], threads: int):
@@ -132,6 +129,7 @@ def load_student(path: Path, canvas: tuple[int, int], threads: int):
     import torch
 
     from .hme_model import EmbeddingOnly, HmeNet
+    from .hme_train import to_input
 
     model = onnx.load(str(path))
     classes, width, deeper = network_shape(model)
@@ -140,7 +138,7 @@ def load_student(path: Path, canvas: tuple[int, int], threads: int):
     noise = np.random.default_rng(0).random((4, *canvas))
     canvases = np.where(noise > 0.9, 255, 0).astype(np.uint8)  # sparse ink
     with torch.no_grad():
-        got = EmbeddingOnly(net).eval()(torch.from_numpy(_as_input(canvases))).numpy()
+        got = EmbeddingOnly(net).eval()(to_input(canvases)).numpy()
     difference = float(np.abs(got - onnx_embeddings(path, canvases, threads)).max())
     if difference > TOLERANCE:
         raise ValueError(f"weights loaded from {path} are off by {difference:.1e}")
