@@ -4,7 +4,7 @@
 Usage::
 
     python -m plom_clustering_plugin.benchmark [--json OUT] [--quick] [--papers N ...]
-        [--embedders hme-symbols:7 ...]
+        [--embedders hme-symbols:7 ...] [--crops N]
 
 Measures preprocessing and embedding throughput (batch 1, as upstream Plom runs, and
 batched), clustering time and peak memory for N = 100, 1,000 and 10,000 synthetic
@@ -25,6 +25,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from .argtypes import whole_number
 from .evaluation.cluster_scaling import CLUSTERERS, measure
 from .evaluation.throughput import measure_throughput
 
@@ -35,6 +36,9 @@ QUICK_SIZES = (100, 1_000)
 #: Scanned papers in the end-to-end runs (``--quick``: a handful).
 PAPERS = (50, 500)
 QUICK_PAPERS = (4,)
+#: Scanned answer boxes per kind in the throughput runs (``--quick``: a few).
+CROPS = 512
+QUICK_CROPS = 32
 
 
 def measure_end_to_end(papers: int, timeout: float) -> dict:
@@ -72,6 +76,12 @@ def _papers(args: argparse.Namespace) -> tuple[int, ...]:
     return QUICK_PAPERS if args.quick else PAPERS
 
 
+def _crops(args: argparse.Namespace) -> int:
+    if args.crops is not None:
+        return args.crops
+    return QUICK_CROPS if args.quick else CROPS
+
+
 def run_benchmark(args: argparse.Namespace) -> dict:
     """Every measurement, as a JSON-ready dict."""
     sizes = QUICK_SIZES if args.quick else CLUSTER_SIZES
@@ -104,9 +114,8 @@ def run_benchmark(args: argparse.Namespace) -> dict:
             )
     return {
         "quick": args.quick,
-        "throughput": measure_throughput(
-            32 if args.quick else 512, extra=args.embedders
-        ),
+        "crops": _crops(args),
+        "throughput": measure_throughput(_crops(args), extra=args.embedders),
         "clustering": clustering,
         "end_to_end": [measure_end_to_end(n, args.e2e_timeout) for n in _papers(args)],
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
@@ -115,7 +124,7 @@ def run_benchmark(args: argparse.Namespace) -> dict:
 
 def format_benchmark(result: dict) -> str:
     """Plain-text tables of a benchmark result."""
-    lines = ["throughput (crops per second, one process)"]
+    lines = [f"throughput (crops per second, one process, {result['crops']} per kind)"]
     for row in result["throughput"]:
         lines.append(
             f"  {row['stage']:<16} {row['kind']:<4} {row['setting']:<28} "
@@ -164,6 +173,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--json", help="write the result here")
     parser.add_argument(
         "--quick", action="store_true", help="small runs, skip N=10,000"
+    )
+    parser.add_argument(
+        "--crops",
+        type=whole_number(1),
+        help="answer boxes per kind timed through each embedder"
+        f" (default {CROPS}; --quick: {QUICK_CROPS})",
     )
     parser.add_argument("--dim", type=int, default=128, help="embedding size (128)")
     parser.add_argument(

@@ -61,3 +61,27 @@ class BenchmarkQuickTest(SimpleTestCase):
         self.assertEqual(row["status"], "timeout")
         self.assertIsNone(row["seconds"])
         self.assertIn("killed after", row["detail"])
+
+
+class BenchmarkCropsTest(SimpleTestCase):
+    def test_crops_sets_how_many_answer_boxes_each_embedder_times(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            out_json = Path(tmp, "bench.json")
+            out = io.StringIO()
+            with redirect_stdout(out), redirect_stderr(io.StringIO()):
+                code = benchmark.main(
+                    ["--quick", "--crops", "5", "--papers", "--json", str(out_json)]
+                )
+            self.assertEqual(code, 0)
+            result = json.loads(out_json.read_text())
+        self.assertEqual(result["crops"], 5)
+        self.assertIn("5 per kind", out.getvalue())
+        self.assertEqual(result["end_to_end"], [])  # --papers with no sizes: none
+        rates = [r["crops_per_second"] for r in result["throughput"]]
+        self.assertTrue(rates and all(rate > 0 for rate in rates))
+
+    def test_zero_crops_is_refused_with_the_rule(self):
+        err = io.StringIO()
+        with redirect_stderr(err), self.assertRaises(SystemExit):
+            benchmark.main(["--crops", "0"])
+        self.assertIn("must be 1 or more", err.getvalue())
