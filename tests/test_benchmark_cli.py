@@ -12,18 +12,20 @@ from plom_clustering_plugin.evaluation.cluster_scaling import measure
 from plom_clustering_plugin.evaluation.methods import EMBEDDERS
 
 
+def run_benchmark(test: SimpleTestCase, *argv: str) -> tuple[dict, str]:
+    """Run the command line; its JSON result and what it printed."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out_json = Path(tmp, "bench.json")
+        out = io.StringIO()
+        with redirect_stdout(out), redirect_stderr(io.StringIO()):
+            code = benchmark.main([*argv, "--json", str(out_json)])
+        test.assertEqual(code, 0)
+        return json.loads(out_json.read_text()), out.getvalue()
+
+
 class BenchmarkQuickTest(SimpleTestCase):
     def test_quick_run_prints_and_writes_every_measurement(self):
-        with tempfile.TemporaryDirectory() as tmp:
-            out_json = Path(tmp, "bench.json")
-            out = io.StringIO()
-            with redirect_stdout(out), redirect_stderr(io.StringIO()):
-                code = benchmark.main(
-                    ["--quick", "--json", str(out_json), "--embedders", "hme-symbols:7"]
-                )
-            self.assertEqual(code, 0)
-            result = json.loads(out_json.read_text())
-        text = out.getvalue()
+        result, text = run_benchmark(self, "--quick", "--embedders", "hme-symbols:7")
         self.assertIn("end-to-end (scanned papers", text)
         self.assertIn("peak RSS of this process", text)
         self.assertIn("skipped (--quick)", text)
@@ -65,17 +67,9 @@ class BenchmarkQuickTest(SimpleTestCase):
 
 class BenchmarkCropsTest(SimpleTestCase):
     def test_crops_sets_how_many_answer_boxes_each_embedder_times(self):
-        with tempfile.TemporaryDirectory() as tmp:
-            out_json = Path(tmp, "bench.json")
-            out = io.StringIO()
-            with redirect_stdout(out), redirect_stderr(io.StringIO()):
-                code = benchmark.main(
-                    ["--quick", "--crops", "5", "--papers", "--json", str(out_json)]
-                )
-            self.assertEqual(code, 0)
-            result = json.loads(out_json.read_text())
+        result, text = run_benchmark(self, "--quick", "--crops", "5", "--papers")
         self.assertEqual(result["crops"], 5)
-        self.assertIn("5 per kind", out.getvalue())
+        self.assertIn("5 per kind", text)
         self.assertEqual(result["end_to_end"], [])  # --papers with no sizes: none
         rates = [r["crops_per_second"] for r in result["throughput"]]
         self.assertTrue(rates and all(rate > 0 for rate in rates))
