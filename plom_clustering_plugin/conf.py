@@ -50,12 +50,12 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
     "BATCH_SIZE": (64, "Crops per ONNX run."),
     "HME_VERSION": (
         None,
-        "Version of `hme-symbols` the math jobs use (e.g. `7`); unset: the newest in the"
-        " manifest. See docs/models-hme.md for what each version costs and scores.",
+        "Version of `hme-symbols` the math jobs use (e.g. `7`); unset: the manifest's"
+        " default. See docs/models-hme.md for what each version costs and scores.",
     ),
     "MCQ_VERSION": (
         None,
-        "Version of `mcq-letters` the letter jobs use; unset: the newest in the manifest.",
+        "Version of `mcq-letters` the letter jobs use; unset: the manifest's default.",
     ),
     "TAG_PREFIX": (
         "cl",

@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: AGPL-3.0-or-later
 """The handwritten-math (HME) model: tokens, preprocessing, the ONNX contract, auto k.
 
-Expressions are drawn here with Plom's own handwriting fonts; the model is the newest version in ``weights_manifest.json``: its committed file in ``weights/``
+Expressions are drawn here with Plom's own handwriting fonts; the model is the default version in ``weights_manifest.json``: its committed file in ``weights/``
 with its ``*.entry.json``.
 """
 
@@ -102,7 +102,7 @@ class PreprocessTests(SimpleTestCase):
         self.assertTrue(prepare(np.full((140, 420), 250, np.uint8)).is_blank)
 
 
-@skipUnless(HAVE_MODEL, "the newest hme-symbols weights are not in this checkout")
+@skipUnless(HAVE_MODEL, "the default hme-symbols weights are not in this checkout")
 class OnnxEmbedderTests(SimpleTestCase):
     @classmethod
     def setUpClass(cls):

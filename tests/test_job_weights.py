@@ -163,6 +163,19 @@ class PinnedVersionTest(TestCase):
         # Set but empty (an exported empty shell variable) means unset.
         self.assertEqual(self.run_job(PLOM_CLUSTERING_HME_VERSION=" ")[0], "10")
 
+    def test_the_manifest_default_unless_pinned(self):
+        folder = Path(self.values["PLOM_CLUSTERING_MODEL_DIR"]).parent / "named"
+        folder.mkdir()
+        manifest = write_manifest(
+            folder,
+            list(self.entries.values()),
+            defaults={"hme-symbols": "7"},
+        )
+        self.values["PLOM_CLUSTERING_MANIFEST"] = str(manifest)
+        self.assertEqual(self.run_job(), ("7", self.entries["7"]["sha256"]))
+        pinned = self.run_job(PLOM_CLUSTERING_HME_VERSION="10")
+        self.assertEqual(pinned, ("10", self.entries["10"]["sha256"]))
+
     def test_a_pinned_version_the_manifest_lacks_is_refused_before_queueing(self):
         before = ClusteringJob.objects.count()
         with override_settings(**self.values, PLOM_CLUSTERING_HME_VERSION="9"):

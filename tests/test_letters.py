@@ -2,7 +2,7 @@
 """The multiple-choice letter model: mark selection, the ONNX contract, bins.
 
 Answer boxes are generated here with Plom's own handwriting fonts; the model is the
-newest version in ``weights_manifest.json``: its committed file in ``weights/``
+default version in ``weights_manifest.json``: its committed file in ``weights/``
 with its ``*.entry.json``.
 """
 

@@ -87,7 +87,30 @@ class ManifestParsingTest(SimpleTestCase):
         parsed = self.load()
         self.assertEqual(parsed.get_entry("letters").version, "10")
         self.assertEqual(get_entry("letters", None, parsed).version, "10")
-        self.assertEqual([e.label for e in parsed.newest()], ["hme@1", "letters@10"])
+        self.assertEqual(
+            [e.label for e in parsed.default_entries()], ["hme@1", "letters@10"]
+        )
+
+    def test_defaults_name_a_version_other_than_the_newest(self):
+        parsed = self.load(defaults={"letters": "2"})
+        self.assertEqual(parsed.get_entry("letters").version, "2")
+        self.assertEqual(parsed.get_entry("letters", "10").version, "10")  # pinnable
+        self.assertEqual(parsed.get_entry("hme").version, "1")  # no default: newest
+        self.assertEqual(
+            [e.label for e in parsed.default_entries()], ["hme@1", "letters@2"]
+        )
+
+    def test_defaults_must_name_a_listed_version(self):
+        cases = [
+            ([], "defaults must be an object"),
+            ({"letters": 2}, "defaults.letters must be a version string"),
+            ({"nope": "1"}, "defaults.nope names no model"),
+            ({"letters": "3"}, "defaults.letters names no version '3'"),
+        ]
+        for defaults, message in cases:
+            with self.subTest(defaults=defaults):
+                with self.assertRaisesMessage(ManifestError, message):
+                    self.load(defaults=defaults)
 
     def test_unknown_name_or_version_lists_what_exists(self):
         parsed = self.load()

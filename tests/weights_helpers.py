@@ -77,10 +77,17 @@ def model_entry(
     return entry
 
 
-def write_manifest(folder: Path, entries: list[dict[str, Any]]) -> Path:
+def write_manifest(
+    folder: Path,
+    entries: list[dict[str, Any]],
+    defaults: dict[str, str] | None = None,
+) -> Path:
     """Write a manifest file named like the real one into ``folder``."""
     path = Path(folder) / "weights_manifest.json"
-    path.write_text(json.dumps({"schema_version": 1, "models": entries}, indent=1))
+    data: dict[str, Any] = {"schema_version": 1, "models": entries}
+    if defaults is not None:
+        data["defaults"] = defaults
+    path.write_text(json.dumps(data, indent=1))
     return path
 
 

@@ -40,7 +40,7 @@ from .baselines import (
 
 
 def released(name: str, version: str | None = None) -> Callable[[str], Embedder]:
-    """A factory for a manifest model (newest or ``version``), fetched and verified as a job does.
+    """A factory for a manifest model (default or ``version``), fetched and verified as a job does.
 
     The mirror is ``PLOM_CLUSTERING_WEIGHTS_URL``, else the checkout's ``weights/``.
     """
@@ -105,7 +105,7 @@ def embedder_factory(name: str) -> Callable[[str], Embedder]:
 
 
 #: Embedders by name: ``factory(kind) -> Embedder``.  Register new ones here.
-#: Manifest models, by name (``NAME`` is the newest version, ``NAME:VERSION`` another).
+#: Manifest models, by name (``NAME`` is the default version, ``NAME:VERSION`` another).
 RELEASED_MODELS = ("mcq-letters", "hme-symbols")
 EMBEDDERS: dict[str, Callable[[str], Embedder]] = {
     "pixels": lambda kind: PixelEmbedder(),

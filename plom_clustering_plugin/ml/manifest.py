@@ -6,6 +6,10 @@ every released model version with its file's hash and size, download URLs, input
 output conventions and provenance.  It is validated as a whole on load, and a bad entry
 is reported by its field, e.g. ``weights_manifest.json: models[1].sha256 must be 64 hex
 characters``.
+
+New jobs take a model's default version: the one the optional top-level ``defaults``
+object names (``{"hme-symbols": "10"}``), else the newest.  So a version can ship for
+those who pin it without replacing the default.
 """
 
 from __future__ import annotations
@@ -143,9 +147,13 @@ class Manifest:
     schema_version: int
     models: tuple[ModelEntry, ...]
     path: Path | None = None
+    #: Default version by model name, where it is not the newest.
+    defaults: dict[str, str] = field(default_factory=dict)
 
     def get_entry(self, name: str, version: str | None = None) -> ModelEntry:
-        """Return the entry for ``name`` at ``version``, or its newest version if None.
+        """Return the entry for ``name`` at ``version``, or its default version if None.
+
+        The default is the version ``defaults`` names for the model, else the newest.
 
         Raises:
             UnknownModelError: naming the models (or versions) that do exist.
@@ -157,6 +165,8 @@ class Manifest:
                 f"{self._where()}: no model named {name!r} (known models: {known})"
             )
         if version is None:
+            version = self.defaults.get(name)
+        if version is None:
             return max(matches, key=lambda m: version_key(m.version))
         for entry in matches:
             if entry.version == str(version):
@@ -167,8 +177,8 @@ class Manifest:
             f" (known versions: {known})"
         )
 
-    def newest(self) -> list[ModelEntry]:
-        """The newest version of every model, by name."""
+    def default_entries(self) -> list[ModelEntry]:
+        """The default version of every model, by name."""
         return [self.get_entry(name) for name in sorted({m.name for m in self.models})]
 
     def _where(self) -> str:
@@ -203,7 +213,7 @@ def load_manifest(path: str | Path | None = None) -> Manifest:
 def get_entry(
     name: str, version: str | None = None, manifest: Manifest | None = None
 ) -> ModelEntry:
-    """Look up a model in ``manifest`` (default: the packaged one); newest if no version."""
+    """Look up a model in ``manifest`` (default: the packaged one); its default if no version."""
     return (manifest or load_manifest()).get_entry(name, version)
 
 
@@ -246,7 +256,26 @@ def parse_manifest(data: Any, source: Path | None = None) -> Manifest:
         )
         seen_labels.add(entry.label)
         seen_files.add(entry.file)
-    return Manifest(schema, entries, source)
+    return Manifest(schema, entries, source, _parse_defaults(check, data, entries))
+
+
+def _parse_defaults(
+    check: _Checker, data: dict, entries: tuple[ModelEntry, ...]
+) -> dict[str, str]:
+    """The optional ``defaults``: each a model's name and one of its versions."""
+    raw = data.get("defaults", {})
+    check.that(isinstance(raw, dict), "defaults", "must be an object")
+    labels = {entry.label for entry in entries}
+    for name, version in raw.items():
+        where = f"defaults.{name}"
+        check.that(isinstance(version, str), where, "must be a version string")
+        check.that(
+            any(entry.name == name for entry in entries), where, "names no model"
+        )
+        check.that(
+            f"{name}@{version}" in labels, where, f"names no version {version!r}"
+        )
+    return dict(raw)
 
 
 class _Checker:

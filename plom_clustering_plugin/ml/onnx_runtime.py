@@ -260,7 +260,7 @@ def load_embedder(
 
     Args:
         name: the model's manifest name.
-        version: its version; None means the newest.
+        version: its version; None means the manifest's default.
         threads: onnxruntime intra-op threads.
         batch_size: crops per run.
         manifest: a parsed manifest or its path; None is the packaged one.

@@ -13,7 +13,7 @@ Nothing happens at import time: no network, no folders created, no model loaded.
 Example::
 
     from plom_clustering_plugin.ml.weights import ensure
-    path = ensure("mcq-letters")  # newest version; downloads once, then verified
+    path = ensure("mcq-letters")  # default version; downloads once, then verified
 """
 
 from __future__ import annotations
@@ -181,7 +181,7 @@ def ensure(
 
     Args:
         name: the model's manifest name.
-        version: a manifest version; None means the newest.
+        version: a manifest version; None means the manifest's default.
         cache_dir: the cache folder (see :func:`resolve_cache_dir`).
         base_url: a mirror (base URL or ``file://`` folder) replacing the manifest URLs.
         download: False never touches the network; None reads the environment.

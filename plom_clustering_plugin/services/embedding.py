@@ -28,7 +28,7 @@ def pinned_version(kind: str) -> str | None:
 
 
 def model_entry_for(kind: str) -> ModelEntry | None:
-    """The pinned, else the newest, manifest entry for a kind; None when there is none.
+    """The pinned, else the default, manifest entry for a kind; None when there is none.
 
     Raises:
         JobError: unknown kind, or a pinned version the manifest does not list (a

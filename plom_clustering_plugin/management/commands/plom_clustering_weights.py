@@ -4,7 +4,7 @@
 Examples::
 
     django-admin plom_clustering_weights list
-    django-admin plom_clustering_weights fetch                 # newest of every model
+    django-admin plom_clustering_weights fetch                 # default of every model
     django-admin plom_clustering_weights fetch mcq-letters@1
     django-admin plom_clustering_weights verify                # rehash every cached file
     django-admin plom_clustering_weights import /media/usb/mcq-letters-v1.onnx
@@ -46,7 +46,7 @@ class Command(BaseCommand):
             "models",
             nargs="*",
             metavar="NAME[@VERSION]",
-            help="models to fetch; default: the newest version of every model",
+            help="models to fetch; default: the default version of every model",
         )
         fetch.add_argument(
             "--url",
@@ -92,7 +92,7 @@ class Command(BaseCommand):
     def _fetch(self, manifest: Manifest, options: dict) -> None:
         entries = [_lookup(manifest, spec) for spec in options["models"]]
         if not options["models"]:
-            entries = manifest.newest()
+            entries = manifest.default_entries()
         if not entries:
             self.stdout.write("The manifest lists no models: nothing to fetch.")
             return
