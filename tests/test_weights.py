@@ -442,7 +442,7 @@ class CommandTest(WeightsTestCase):
     def test_list_fetch_verify(self):
         out, _ = self.command("list")
         self.assertRegex(
-            out, rf"{NAME}\s+1\s+missing\s+307\.2 kB\s+{self.cache / FILE}"
+            out, rf"{NAME}\s+1\s+yes\s+missing\s+307\.2 kB\s+{self.cache / FILE}"
         )
         out, err = self.command(
             "fetch", f"{NAME}@1", "--url", self.server.base("redirect")
@@ -451,9 +451,21 @@ class CommandTest(WeightsTestCase):
         self.assertIn("100%", err)
         self.assertIn("[" + "#" * 30 + "]", err)
         out, _ = self.command("list")
-        self.assertRegex(out, rf"{NAME}\s+1\s+verified")
+        self.assertRegex(out, rf"{NAME}\s+1\s+yes\s+verified")
         out, _ = self.command("verify")
-        self.assertRegex(out, rf"{NAME}\s+1\s+verified")
+        self.assertRegex(out, rf"{NAME}\s+1\s+yes\s+verified")
+
+    def test_list_marks_the_default_and_orders_versions_as_numbers(self):
+        entries = [model_entry(NAME, v, CONTENT) for v in ("10", "2", "9")]
+        (self.tmp / "named").mkdir()
+        self.manifest_path = write_manifest(
+            self.tmp / "named", entries, defaults={NAME: "9"}
+        )
+        out, _ = self.command("list")
+        rows = [line.split()[:3] for line in out.splitlines() if line.startswith(NAME)]
+        self.assertEqual(
+            rows, [[NAME, "2", "missing"], [NAME, "9", "yes"], [NAME, "10", "missing"]]
+        )
 
     def test_fetch_without_names_uses_the_manifest_urls(self):
         out, _ = self.command("fetch")

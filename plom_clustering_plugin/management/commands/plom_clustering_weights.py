@@ -17,7 +17,13 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from ...ml import weights
-from ...ml.manifest import Manifest, ManifestError, ModelEntry, load_manifest
+from ...ml.manifest import (
+    Manifest,
+    ManifestError,
+    ModelEntry,
+    load_manifest,
+    version_key,
+)
 from ...weights_django import weights_options
 
 _BAR_WIDTH = 30
@@ -144,9 +150,12 @@ class Command(BaseCommand):
         if not manifest.models:
             self.stdout.write("The manifest lists no models.")
             return []
-        rows = [("MODEL", "VERSION", "STATUS", "SIZE", "PATH")]
+        rows = [("MODEL", "VERSION", "DEFAULT", "STATUS", "SIZE", "PATH")]
         corrupt = []
-        for entry in sorted(manifest.models, key=lambda m: (m.name, m.version)):
+        defaults = {entry.label for entry in manifest.default_entries()}
+        for entry in sorted(
+            manifest.models, key=lambda m: (m.name, version_key(m.version))
+        ):
             state = weights.entry_status(entry, cache_dir=cache_dir, rehash=rehash)
             if state == weights.CORRUPT:
                 corrupt.append(entry)
@@ -154,17 +163,18 @@ class Command(BaseCommand):
                 (
                     entry.name,
                     entry.version,
+                    "yes" if entry.label in defaults else "",
                     state,
                     _human_size(entry.size),
                     str(cache_dir / entry.file),
                 )
             )
-        widths = [max(len(row[i]) for row in rows) for i in range(4)]
+        widths = [max(len(row[i]) for row in rows) for i in range(5)]
         for row in rows:
             cells = [
                 cell.ljust(width) for cell, width in zip(row, widths, strict=False)
             ]
-            self.stdout.write("  ".join([*cells, row[4]]))
+            self.stdout.write("  ".join([*cells, row[5]]))
         return corrupt
 
 
