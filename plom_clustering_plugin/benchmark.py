@@ -112,10 +112,11 @@ def run_benchmark(args: argparse.Namespace) -> dict:
                     memory_gb=args.memory_gb,
                 )
             )
+    crops = _crops(args)
     return {
         "quick": args.quick,
-        "crops": _crops(args),
-        "throughput": measure_throughput(_crops(args), extra=args.embedders),
+        "crops": crops,
+        "throughput": measure_throughput(crops, extra=args.embedders),
         "clustering": clustering,
         "end_to_end": [measure_end_to_end(n, args.e2e_timeout) for n in _papers(args)],
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,

@@ -147,7 +147,7 @@ class Manifest:
     schema_version: int
     models: tuple[ModelEntry, ...]
     path: Path | None = None
-    #: Default version by model name, where it is not the newest.
+    #: Default version by model name, as ``defaults`` names it (unnamed: the newest).
     defaults: dict[str, str] = field(default_factory=dict)
 
     def get_entry(self, name: str, version: str | None = None) -> ModelEntry:

@@ -169,12 +169,13 @@ class Command(BaseCommand):
                     str(cache_dir / entry.file),
                 )
             )
-        widths = [max(len(row[i]) for row in rows) for i in range(5)]
-        for row in rows:
+        # Every column but the last (the path) is padded to its widest cell.
+        widths = [max(map(len, column)) for column in zip(*rows, strict=True)][:-1]
+        for *padded, last in rows:
             cells = [
-                cell.ljust(width) for cell, width in zip(row, widths, strict=False)
+                cell.ljust(width) for cell, width in zip(padded, widths, strict=True)
             ]
-            self.stdout.write("  ".join([*cells, row[5]]))
+            self.stdout.write("  ".join([*cells, last]))
         return corrupt
 
 
