@@ -67,7 +67,12 @@ class HmeTrainingSmokeTests(SimpleTestCase):
 
         from plom_clustering_plugin.ml.hme import HmeEmbedder, read_entry
         from plom_clustering_plugin.ml.preprocess import prepare
-        from plom_clustering_plugin.training import hme_distil, hme_train, hme_views
+        from plom_clustering_plugin.training import (
+            hme_distil,
+            hme_ensemble,
+            hme_train,
+            hme_views,
+        )
 
         with tempfile.TemporaryDirectory() as tmp:
             root = Path(tmp)
@@ -135,6 +140,27 @@ class HmeTrainingSmokeTests(SimpleTestCase):
                 root / "views" / "hme-symbols-v3v.entry.json",
             ).embed([prepare(gray)])
             self.assertEqual(read.shape, vectors.shape)
+
+            # The run and its views model side by side: one file, both widths.
+            joined = [*common[:2], "--out", str(root / "ensemble"), "--version", "3e"]
+            joined += ["--model", str(onnx_path), "--calib-share", "0.3", "--smoke"]
+            joined += ["--model", str(root / "views" / "hme-symbols-v3v.onnx")]
+            joined += ["--cache-dir", str(root / "ckpt")]
+            with redirect_stdout(io.StringIO()) as log:
+                self.assertEqual(hme_ensemble.main(joined), 0)
+            both = read_entry(root / "ensemble" / "hme-symbols-v3e.entry.json")
+            self.assertEqual(both.input, entry.input)
+            self.assertIn("hme_ensemble", both.training_command)
+            members = both.metrics["training"]["members"]
+            self.assertEqual(
+                [m["sha256"] for m in members], [entry.sha256, wrapped.sha256]
+            )
+            self.assertIn("true_k", both.metrics["val_clean"])
+            read = HmeEmbedder.from_files(
+                root / "ensemble" / "hme-symbols-v3e.onnx",
+                root / "ensemble" / "hme-symbols-v3e.entry.json",
+            ).embed([prepare(gray)])
+            self.assertEqual(read.shape, (1, 2 * vectors.shape[1]))
 
             # Distilling the views model into its own network: one reading, own entry.
             distil = [*common[:2], "--out", str(root / "distil"), "--version", "3d"]

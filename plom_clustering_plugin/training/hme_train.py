@@ -70,7 +70,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", required=True, help="folder with labels.csv")
     parser.add_argument("--out", required=True, help="folder for the ONNX + entry")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="splits, renders, weights")
+    parser.add_argument(
+        "--init-seed",
+        type=int,
+        help="weights and batch order only (default: --seed); the splits and renders"
+        " follow --seed, so runs that differ here share validation and calibration",
+    )
     parser.add_argument("--epochs", type=int, default=60)
     parser.add_argument("--minutes", type=float, default=110.0, help="wall-time cap")
     parser.add_argument("--resume", help="checkpoint to continue from")
@@ -232,7 +238,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     started = time.monotonic()
     torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
+    init_seed = args.seed if args.init_seed is None else args.init_seed
+    torch.manual_seed(init_seed)
     ckpt_dir = Path(args.ckpt_dir)
     # Before any rendering: a checkpoint of another network fails in seconds.
     state = torch.load(args.resume, weights_only=False) if args.resume else None
@@ -294,8 +301,8 @@ def main(argv: list[str] | None = None) -> int:
     lone = np.array([len(hme_tokens.tokens(t)) == 1 for t in train.latex])
     stopped_early = False
     while epoch < args.epochs:
-        rng = np.random.default_rng([args.seed, epoch])
-        gen = torch.Generator().manual_seed(args.seed * 1000 + epoch)
+        rng = np.random.default_rng([init_seed, epoch])
+        gen = torch.Generator().manual_seed(init_seed * 1000 + epoch)
         tick, seen, losses, skipped = time.monotonic(), 0, [], 0
         anchors = epoch_anchors(real_rows, len(train), args.synth_share, rng)
         anchors = boost(anchors, lone, args.lone_boost)
