@@ -7,8 +7,15 @@ import numpy as np
 from django.test import SimpleTestCase
 from PIL import Image, ImageDraw
 from scipy import ndimage
+from scipy.cluster.hierarchy import fcluster, linkage
+from sklearn.metrics import adjusted_rand_score
 
-from plom_clustering_plugin.ml.clustering import ClassClusterer, cluster_embeddings
+from plom_clustering_plugin.ml.clustering import (
+    ClassClusterer,
+    choose_labels,
+    cluster_embeddings,
+    regroup_smaller_groups,
+)
 from plom_clustering_plugin.ml.embedders import PixelEmbedder, l2_normalise
 from plom_clustering_plugin.ml.pipeline import (
     ANSWERED,
@@ -215,6 +222,62 @@ class AutomaticKTest(SimpleTestCase):
         result = cluster_embeddings(np.vstack([common, one_offs]))
         sizes = np.bincount(result.labels)
         self.assertEqual(sorted(sizes.tolist(), reverse=True), [20, 10, 6, 1, 1, 1])
+
+
+def many_answer_question(seed: int, groups: int = 40, dim: int = 32):
+    """Many answers of 2-13 writings each, in families of look-alikes, varied spreads.
+
+    Like a 500-answer question: some answers lie closer to a look-alike than the
+    writings of another answer lie to each other.
+    """
+    rng = np.random.default_rng(seed)
+    families = l2_normalise(rng.normal(size=(10, dim)))
+    centres = l2_normalise(
+        families[rng.integers(0, 10, groups)] + rng.normal(0, 0.15, (groups, dim))
+    )
+    sizes = rng.integers(2, 14, groups)
+    spreads = rng.uniform(0.03, 0.11, groups)
+    rows = [
+        l2_normalise(centre + rng.normal(0, spread, (size, dim)))
+        for centre, spread, size in zip(centres, spreads, sizes, strict=True)
+    ]
+    return np.vstack(rows), np.repeat(np.arange(groups), sizes)
+
+
+class RegroupTest(SimpleTestCase):
+    def test_many_groups_are_shared_out_better_than_one_cut_does(self):
+        for seed in range(4):
+            with self.subTest(seed=seed):
+                vectors, truth = many_answer_question(seed)
+                cut, _ = choose_labels(vectors, 0.04, 0.5)
+                result = cluster_embeddings(
+                    vectors, same_answer_distance=0.04, different_answer_distance=0.5
+                )
+                self.assertEqual(result.k, len(set(cut.tolist())))
+                self.assertGreater(
+                    adjusted_rand_score(truth, result.labels),
+                    adjusted_rand_score(truth, cut),
+                )
+
+    def test_a_big_answer_written_two_ways_is_not_split(self):
+        rng = np.random.default_rng(3)
+        centres = l2_normalise(rng.normal(size=(5, 32)))
+        ways = l2_normalise(centres[[0, 0]] + [[0.5], [-0.5]] * centres[[1, 1]])
+        alike = l2_normalise(centres[3:4] + 0.3 * centres[4:5])[0]
+        parts = [ways[0]] * 30 + [ways[1]] * 30
+        parts += [centres[2]] * 4 + [centres[3]] * 4 + [alike] * 4
+        vectors = l2_normalise(np.vstack(parts) + rng.normal(0, 0.02, (72, 32)))
+        labels = np.repeat([0, 1, 2, 3], [60, 4, 4, 4])
+        # Ward alone would split the big answer and merge the two alike small ones.
+        ward = fcluster(linkage(vectors, "ward"), t=4, criterion="maxclust")
+        self.assertEqual(len(set(ward[:60].tolist())), 2)
+        regrouped = regroup_smaller_groups(vectors, labels)
+        self.assertEqual(adjusted_rand_score(labels, regrouped), 1.0)
+
+    def test_one_offs_and_a_lone_group_are_left_alone(self):
+        labels = np.array([0, 0, 0, 1, 2, 3])
+        vectors = random_centres(6, seed=1)
+        self.assertIs(regroup_smaller_groups(vectors, labels), labels)
 
 
 class ClassClustererTest(SimpleTestCase):
