@@ -25,7 +25,7 @@ from .evaluation.datasets import load_dataset
 from .evaluation.methods import DEFAULT_METHODS, METHODS
 from .evaluation.repeats import combine
 from .evaluation.report import format_tables, write_json
-from .evaluation.runner import PROTOCOLS, RunConfig, evaluate
+from .evaluation.runner import DEFAULT_PROTOCOLS, PROTOCOLS, RunConfig, evaluate
 
 COMMAND = ("python", "-m", "plom_clustering_plugin.evaluate")
 
@@ -40,9 +40,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--protocol",
         nargs="+",
-        default=list(PROTOCOLS),
+        default=list(DEFAULT_PROTOCOLS),
         choices=(*PROTOCOLS, "every"),
-        help="one or more; 'every' = all top50 exam (the default)",
+        help=f"one or more; default: {' '.join(DEFAULT_PROTOCOLS)};"
+        f" 'every' = {' '.join(PROTOCOLS)}",
     )
     parser.add_argument(
         "--method",
@@ -64,7 +65,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="repeat with this many seeds from --seed on; report mean and spread",
     )
     parser.add_argument(
-        "--limit-questions", type=int, help="only the first N exam questions"
+        "--limit-questions",
+        type=int,
+        help="only the first N questions of exam and many",
     )
     parser.add_argument(
         "--max-answers",

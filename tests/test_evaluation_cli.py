@@ -25,6 +25,7 @@ from plom_clustering_plugin.evaluation.datasets import latex_answer_key, load_da
 from plom_clustering_plugin.evaluation.methods import build_method
 from plom_clustering_plugin.evaluation.protocols import (
     EXAM_MIN_CLASS_IMAGES,
+    MANY,
     all_classes,
     exam_questions,
     top_classes,
@@ -284,6 +285,32 @@ class ProtocolTest(SimpleTestCase):
             self.assertFalse(any(a.startswith("p") for a in counts))  # < 5 images
             self.assertEqual(len(set(question.indices.tolist())), len(question))
         self.assertTrue(any(a.startswith("one") for q in first for a in q.truth))
+
+    def test_many_draws_more_answers_with_a_milder_skew(self):
+        # 30 classes of 3-32 images and 40 one-offs: enough for 12-25 per question.
+        answers = [f"c{i:02d}" for i in range(30) for _ in range(3 + i)]
+        answers += [f"one{i}" for i in range(40)]
+        exams = exam_questions(answers, "hme", count=5, seed=1)
+        many = exam_questions(answers, "hme", count=5, seed=1, shape=MANY)
+        self.assertEqual(
+            [q.indices.tolist() for q in many],
+            [
+                q.indices.tolist()
+                for q in exam_questions(answers, "hme", count=5, seed=1, shape=MANY)
+            ],
+        )
+        for question in many:
+            self.assertTrue(question.name.startswith("many-"))
+            counts = Counter(question.truth)
+            common = [a for a in counts if a.startswith("c")]
+            self.assertTrue(12 <= len(common) <= 25, len(common))
+            self.assertTrue(any(a.startswith("one") for a in counts))
+        share = [max(Counter(q.truth).values()) / len(q) for q in many]
+        exam_share = [max(Counter(q.truth).values()) / len(q) for q in exams]
+        self.assertLess(max(share), min(exam_share))
+        self.assertGreater(
+            np.median([q.k_true for q in many]), np.median([q.k_true for q in exams])
+        )
 
     def test_mcq_exam_has_no_one_offs(self):
         for question in exam_questions(self.answers, "mcq", count=5):

@@ -5,6 +5,8 @@
 * ``top50``: the 50 most frequent classes, one question (HSC / plom_ml).
 * ``exam``: many simulated exam questions, each a skewed mix of a few answer classes
   plus one-off answers; the method must choose k itself.
+* ``many``: the same with dozens of answer classes in each question and a milder skew,
+  between ``exam`` and ``all`` in size (automatic k only, as ``exam``).
 
 Every random choice comes from ``numpy.random.default_rng([seed, ...])`` so a run is
 reproducible from its seed.
@@ -36,6 +38,52 @@ EXAM_DOMINANT_SHARE = (0.45, 0.75)
 EXAM_DECAY = (0.35, 0.7)
 #: Each common answer appears at least this often in its question.
 EXAM_MIN_CLASS_COUNT = 2
+
+
+@dataclass(frozen=True)
+class ExamShape:
+    """How :func:`exam_questions` draws its questions.
+
+    Attributes:
+        name: the questions' name prefix (``exam-07``).
+        classes: answer classes per question, by kind.
+        one_off_share: share of one-off answers per question, by kind.
+        size: requested answers per question (fewer when classes run out of images).
+        min_class_images: images a class needs to be a common answer.
+        dominant_share: share of the common answers the dominant answer takes.
+        decay: each further answer is this many times as common as the previous one.
+    """
+
+    name: str
+    classes: dict[str, tuple[int, int]]
+    one_off_share: dict[str, tuple[float, float]]
+    size: tuple[int, int]
+    min_class_images: int
+    dominant_share: tuple[float, float]
+    decay: tuple[float, float]
+
+
+#: The ``exam`` protocol: a few answers, one of them dominant.
+EXAM = ExamShape(
+    "exam",
+    EXAM_CLASSES,
+    EXAM_ONE_OFF_SHARE,
+    EXAM_SIZE,
+    EXAM_MIN_CLASS_IMAGES,
+    EXAM_DOMINANT_SHARE,
+    EXAM_DECAY,
+)
+#: The ``many`` protocol: dozens of answers, the largest a sixth to a third of them
+#: (on crohme-val: 78-199 answers of a median 32 distinct ones, one-offs counted).
+MANY = ExamShape(
+    "many",
+    {"hme": (12, 25), "mcq": (6, 11)},
+    EXAM_ONE_OFF_SHARE,
+    (150, 300),
+    3,
+    (0.15, 0.35),
+    (0.8, 0.95),
+)
 
 
 @dataclass(frozen=True)
@@ -120,15 +168,17 @@ def top_classes(
     return _question(f"top{count}", rows, answers, rng)
 
 
-def _exam_counts(sizes: np.ndarray, target: int, rng) -> np.ndarray:
+def _exam_counts(
+    sizes: np.ndarray, target: int, rng, shape: ExamShape = EXAM
+) -> np.ndarray:
     """Skewed answer counts for classes sorted by size, scaled to what exists.
 
     The dominant share goes to the first class and each further class gets a decaying
     share.  When a class lacks images every count shrinks by the same factor, so the
     skew survives (a question then has fewer answers than ``target``).
     """
-    dominant = rng.uniform(*EXAM_DOMINANT_SHARE)
-    decay = rng.uniform(*EXAM_DECAY)
+    dominant = rng.uniform(*shape.dominant_share)
+    decay = rng.uniform(*shape.decay)
     rest = decay ** np.arange(len(sizes) - 1)
     shares = np.concatenate([[dominant], (1 - dominant) * rest / max(rest.sum(), 1e-9)])
     wanted = shares * target
@@ -138,26 +188,32 @@ def _exam_counts(sizes: np.ndarray, target: int, rng) -> np.ndarray:
 
 
 def exam_questions(
-    answers: Sequence[str], kind: str, *, count: int = EXAM_QUESTIONS, seed: int = 0
+    answers: Sequence[str],
+    kind: str,
+    *,
+    count: int = EXAM_QUESTIONS,
+    seed: int = 0,
+    shape: ExamShape = EXAM,
 ) -> list[Question]:
     """Simulated exam questions with a dominant answer, wrong answers and one-offs.
 
-    Each question draws 3-8 classes (2-6 for ``mcq``) among those with at least
-    :data:`EXAM_MIN_CLASS_IMAGES` images, favouring big classes, gives them skewed counts
-    towards a requested 40-300 answers, and adds 5-15 % one-off answers taken from classes
-    with a single image (``mcq``: none).
+    With the default :data:`EXAM` shape, each question draws 3-8 classes (2-6 for
+    ``mcq``) among those with at least :data:`EXAM_MIN_CLASS_IMAGES` images, favouring
+    big classes, gives them skewed counts towards a requested 40-300 answers, and adds
+    5-15 % one-off answers taken from classes with a single image (``mcq``: none).
+    :data:`MANY` draws more classes with a milder skew.
 
     Raises:
         ValueError: too few classes with enough images for even one question.
     """
     by_class = _rows_by_class(answers)
-    common = sorted(a for a, r in by_class.items() if len(r) >= EXAM_MIN_CLASS_IMAGES)
+    common = sorted(a for a, r in by_class.items() if len(r) >= shape.min_class_images)
     one_offs = sorted(r[0] for r in by_class.values() if len(r) == 1)
-    low, high = EXAM_CLASSES[kind]
+    low, high = shape.classes[kind]
     if len(common) < low:
         raise ValueError(
-            f"the exam protocol needs {low} classes with >= {EXAM_MIN_CLASS_IMAGES} "
-            f"images; this data has {len(common)}"
+            f"the {shape.name} protocol needs {low} classes with >="
+            f" {shape.min_class_images} images; this data has {len(common)}"
         )
     sizes_all = np.array([len(by_class[a]) for a in common], dtype=float)
     questions = []
@@ -168,10 +224,10 @@ def exam_questions(
             len(common), n_classes, replace=False, p=sizes_all / sizes_all.sum()
         )
         picked = sorted(picked, key=lambda i: (-sizes_all[i], common[i]))
-        target = int(rng.integers(EXAM_SIZE[0], EXAM_SIZE[1] + 1))
-        one_off_share = rng.uniform(*EXAM_ONE_OFF_SHARE[kind])
+        target = int(rng.integers(shape.size[0], shape.size[1] + 1))
+        one_off_share = rng.uniform(*shape.one_off_share[kind])
         counts = _exam_counts(
-            sizes_all[picked], round(target * (1 - one_off_share)), rng
+            sizes_all[picked], round(target * (1 - one_off_share)), rng, shape
         )
         rows: list[int] = []
         for i, n in zip(picked, counts, strict=True):
@@ -180,5 +236,5 @@ def exam_questions(
         n_one_offs = min(wanted_one_offs, len(one_offs))
         if n_one_offs:
             rows.extend(rng.choice(one_offs, n_one_offs, replace=False).tolist())
-        questions.append(_question(f"exam-{number:02d}", rows, answers, rng))
+        questions.append(_question(f"{shape.name}-{number:02d}", rows, answers, rng))
     return questions

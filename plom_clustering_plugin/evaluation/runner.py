@@ -19,11 +19,15 @@ import numpy as np
 from .datasets import Dataset
 from .methods import Method, build_method
 from .metrics import METRIC_NAMES, score_clustering
-from .protocols import Question, all_classes, exam_questions, top_classes
+from .protocols import EXAM, MANY, Question, all_classes, exam_questions, top_classes
 from .provenance import code_fingerprint
 from .scanify import LAYOUTS, blank_reference, scanify
 
-PROTOCOLS = ("all", "top50", "exam")
+PROTOCOLS = ("all", "top50", "exam", "many")
+#: What ``evaluate`` runs when no protocol is named (``every`` runs them all).
+DEFAULT_PROTOCOLS = ("all", "top50", "exam")
+#: Protocols of simulated exam questions (automatic k only), by name.
+EXAM_SHAPES = {"exam": EXAM, "many": MANY}
 TRUE_K = "true k"
 AUTO_K = "auto k"
 #: Per-question counts besides the metrics, as shares of the answers.
@@ -95,9 +99,14 @@ def build_questions(
                 dataset.answers, seed=config.seed, max_answers=config.max_answers
             )
         ]
-    if protocol == "exam":
+    if protocol in EXAM_SHAPES:
         count = config.limit_questions or None
-        questions = exam_questions(dataset.answers, dataset.kind, seed=config.seed)
+        questions = exam_questions(
+            dataset.answers,
+            dataset.kind,
+            seed=config.seed,
+            shape=EXAM_SHAPES[protocol],
+        )
         return questions[:count] if count else questions
     raise ValueError(f"unknown protocol {protocol!r}; known: {', '.join(PROTOCOLS)}")
 
@@ -180,7 +189,7 @@ def evaluate(
             "answers_max": int(max(sizes)),
             "k_true_median": float(np.median([q.k_true for q in questions])),
         }
-        modes = [AUTO_K] if protocol == "exam" else [TRUE_K, AUTO_K]
+        modes = [AUTO_K] if protocol in EXAM_SHAPES else [TRUE_K, AUTO_K]
         for mode in modes:
             for spec, method in methods.items():
                 if mode == TRUE_K and not method.supports_true_k:
