@@ -74,7 +74,7 @@ EXAM = ExamShape(
     EXAM_DECAY,
 )
 #: The ``many`` protocol: dozens of answers, the largest a sixth to a third of them
-#: (on crohme-val: 78-199 answers of a median 32 distinct ones, one-offs counted).
+#: (on crohme-val: 63-200 answers, of a median 28-33 distinct ones counting one-offs).
 MANY = ExamShape(
     "many",
     {"hme": (12, 25), "mcq": (6, 11)},
