@@ -122,33 +122,35 @@ class HmeTrainingSmokeTests(SimpleTestCase):
             )
             self.assertEqual(vectors.shape, (1, out.shape[1]))
 
+            def derived(tool, version: str, *extra: str):
+                """Run a tool that derives a model from this run; its entry and a read."""
+                argv = [*common[:2], "--out", str(root / version), "--version", version]
+                argv += ["--calib-share", "0.3", "--smoke"]
+                argv += ["--cache-dir", str(root / "ckpt"), *extra]
+                with redirect_stdout(io.StringIO()):
+                    self.assertEqual(tool.main(argv), 0)
+                made = root / version / f"hme-symbols-v{version}"
+                files = made.with_suffix(".onnx"), made.with_suffix(".entry.json")
+                read = HmeEmbedder.from_files(*files).embed([prepare(gray)])
+                return read_entry(files[1]), read
+
             # The views wrapper on the same run: same input, same width, own entry.
-            views = [*common[:2], "--out", str(root / "views"), "--version", "3v"]
-            views += ["--model", str(onnx_path), "--calib-share", "0.3", "--smoke"]
-            views += ["--cache-dir", str(root / "ckpt")]
-            with redirect_stdout(io.StringIO()) as log:
-                self.assertEqual(hme_views.main(views), 0)
-            wrapped = read_entry(root / "views" / "hme-symbols-v3v.entry.json")
+            wrapped, read = derived(hme_views, "3v", "--model", str(onnx_path))
             self.assertEqual(wrapped.input, entry.input)
             self.assertIn("at full size and at 2/3", wrapped.description)
             self.assertIn(entry.training_command, wrapped.training_command)
             self.assertIn("hme_views", wrapped.training_command)
             self.assertEqual(wrapped.metrics["training"]["source_sha256"], entry.sha256)
             self.assertIn("true_k", wrapped.metrics["val_clean"])
-            read = HmeEmbedder.from_files(
-                root / "views" / "hme-symbols-v3v.onnx",
-                root / "views" / "hme-symbols-v3v.entry.json",
-            ).embed([prepare(gray)])
             self.assertEqual(read.shape, vectors.shape)
 
             # The run and its views model side by side: one file, both widths.
-            joined = [*common[:2], "--out", str(root / "ensemble"), "--version", "3e"]
-            joined += ["--model", str(onnx_path), "--calib-share", "0.3", "--smoke"]
-            joined += ["--model", str(root / "views" / "hme-symbols-v3v.onnx")]
-            joined += ["--cache-dir", str(root / "ckpt")]
-            with redirect_stdout(io.StringIO()) as log:
-                self.assertEqual(hme_ensemble.main(joined), 0)
-            both = read_entry(root / "ensemble" / "hme-symbols-v3e.entry.json")
+            both, read = derived(
+                hme_ensemble,
+                "3e",
+                *("--model", str(onnx_path)),
+                *("--model", str(root / "3v" / "hme-symbols-v3v.onnx")),
+            )
             self.assertEqual(both.input, entry.input)
             self.assertIn("hme_ensemble", both.training_command)
             members = both.metrics["training"]["members"]
@@ -156,16 +158,12 @@ class HmeTrainingSmokeTests(SimpleTestCase):
                 [m["sha256"] for m in members], [entry.sha256, wrapped.sha256]
             )
             self.assertIn("true_k", both.metrics["val_clean"])
-            read = HmeEmbedder.from_files(
-                root / "ensemble" / "hme-symbols-v3e.onnx",
-                root / "ensemble" / "hme-symbols-v3e.entry.json",
-            ).embed([prepare(gray)])
             self.assertEqual(read.shape, (1, 2 * vectors.shape[1]))
 
             # Distilling the views model into its own network: one reading, own entry.
             distil = [*common[:2], "--out", str(root / "distil"), "--version", "3d"]
             distil += ["--student", str(onnx_path), "--calib-share", "0.3", "--smoke"]
-            distil += ["--teacher", str(root / "views" / "hme-symbols-v3v.onnx")]
+            distil += ["--teacher", str(root / "3v" / "hme-symbols-v3v.onnx")]
             distil += ["--epochs", "2", "--cache-dir", str(root / "ckpt"), "--augment"]
             with redirect_stdout(io.StringIO()) as log:
                 self.assertEqual(hme_distil.main(distil), 0)
