@@ -4,7 +4,7 @@ r"""Evaluate clustering methods on a folder of labelled handwriting.
 Usage::
 
     python -m plom_clustering_plugin.evaluate --kind hme --data DIR \
-        [--protocol all|top50|exam ...] [--method NAME ...] [--scanify] \
+        [--protocol all|top50|exam|many|every ...] [--method NAME ...] [--scanify] \
         [--json OUT] [--seed N] [--seeds N] [--limit-questions N] [--max-answers N]
 
 ``DIR`` holds ``labels.csv`` (columns ``image`` and ``latex`` or ``label``) and the

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: AGPL-3.0-or-later
-"""Turn a labelled folder into questions to cluster, following three protocols.
+"""Turn a labelled folder into questions to cluster, following four protocols.
 
 * ``all``: every answer class with at least 2 images, one big question (HSC paper).
 * ``top50``: the 50 most frequent classes, one question (HSC / plom_ml).
