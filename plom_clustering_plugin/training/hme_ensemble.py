@@ -3,9 +3,9 @@ r"""Join trained ``hme-symbols`` graphs into one that reads each crop with all o
 
 The joined graph takes the same canvas, runs every member on it and returns the
 members' unit embeddings side by side, renormalised: the cosine between two answers
-is then the mean of the members' cosines.  Networks trained from different starting
-weights err on different writings, so their agreement is a steadier distance than
-either alone (docs/models-hme.md, "Ensembles").
+is then the mean of the members' cosines.  Tried on v10 + v18 (session 14): no gain
+at the true k or on the exams (docs/models-hme.md, experiments table, "two networks
+side by side"); the tool stays for members that differ more.
 
 The members must share the input spec and the training run's data split (``--seed``,
 ``--val-share``, ``--calib-share``), so that the held-out calibration expressions are
@@ -13,9 +13,8 @@ unseen by every member.  The weights are untouched; the distances are calibrated
 again and the file gets its own version and entry::
 
     python -m plom_clustering_plugin.training.hme_ensemble \
-        --model /work/hme-out/v17/hme-symbols-v17.onnx \
-        --model /work/hme-out/v20/hme-symbols-v20.onnx \
-        --data /work/shared/data/crohme-dev --out /work/hme-out/v21 --version 21
+        --model weights/hme-symbols-v10.onnx --model weights/hme-symbols-v18.onnx \
+        --data /work/shared/data/crohme-dev --out /work/hme-out/e1018 --version 90
 """
 
 from __future__ import annotations
