@@ -29,6 +29,7 @@ import numpy as np
 from ..ml.hme import read_entry
 from ..ml.manifest import ModelEntry
 from . import hme_data
+from .hme_views import probe_batch, require_one_input_and_output
 
 #: Largest joined-graph-vs-numpy difference accepted (both fp32).
 TOLERANCE = 1e-5
@@ -69,11 +70,7 @@ def join_models(models: list, input_name: str, output_name: str):
         raise ValueError("the members were exported at different ONNX opsets")
     nodes, initializers, outputs = [], [], []
     for i, model in enumerate(models):
-        graph = model.graph
-        if len(graph.input) != 1 or len(graph.output) != 1:
-            raise ValueError(
-                "not an hme-symbols graph: it needs one input and one output"
-            )
+        require_one_input_and_output(model.graph)
         prefixed = compose.add_prefix(model, f"member{i}/").graph
         inner_input = prefixed.input[0].name
         for node in prefixed.node:
@@ -111,8 +108,7 @@ def check_join(members: list[Path], joined: Path, canvas: tuple[int, int]) -> fl
     def session(path: Path):
         return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
 
-    rng = np.random.default_rng(0)
-    batch = (rng.random((3, 1, *canvas)) > 0.9).astype(np.float32)  # sparse ink
+    batch = probe_batch(canvas)
     parts = []
     for path in members:
         member = session(path)

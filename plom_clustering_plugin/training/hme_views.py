@@ -64,6 +64,18 @@ def shrink_canvases(batch: np.ndarray, shrink: Fraction) -> np.ndarray:
     return out
 
 
+def require_one_input_and_output(graph) -> None:
+    """A ValueError unless ``graph`` (an ``onnx.GraphProto``) is shaped like hme-symbols'."""
+    if len(graph.input) != 1 or len(graph.output) != 1:
+        raise ValueError("not an hme-symbols graph: it needs one input and one output")
+
+
+def probe_batch(canvas: tuple[int, int]) -> np.ndarray:
+    """Three seeded canvases of sparse ink, to check a rewritten graph against numpy."""
+    rng = np.random.default_rng(0)
+    return (rng.random((3, 1, *canvas)) > 0.9).astype(np.float32)
+
+
 def add_views(model, canvas: tuple[int, int], shrinks: list[Fraction]):
     """A copy of ``model`` (an ``onnx.ModelProto``) that averages over sizes.
 
@@ -75,8 +87,7 @@ def add_views(model, canvas: tuple[int, int], shrinks: list[Fraction]):
 
     model = onnx.ModelProto.FromString(model.SerializeToString())
     graph = model.graph
-    if len(graph.input) != 1 or len(graph.output) != 1:
-        raise ValueError("not an hme-symbols graph: it needs one input and one output")
+    require_one_input_and_output(graph)
     source_input, source_output = graph.input[0].name, graph.output[0].name
     inner_in, inner_out = _PREFIX + "batch", _PREFIX + "embeddings"
     for node in graph.node:
@@ -140,8 +151,7 @@ def check_views(source: Path, wrapped: Path, canvas: tuple[int, int], shrinks) -
     """Largest difference between the wrapped graph and the mean done in numpy."""
     import onnxruntime as ort
 
-    rng = np.random.default_rng(0)
-    batch = (rng.random((3, 1, *canvas)) > 0.9).astype(np.float32)  # sparse ink
+    batch = probe_batch(canvas)
     inner = ort.InferenceSession(str(source), providers=["CPUExecutionProvider"])
     outer = ort.InferenceSession(str(wrapped), providers=["CPUExecutionProvider"])
     name = inner.get_inputs()[0].name
