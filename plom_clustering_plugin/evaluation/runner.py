@@ -27,7 +27,7 @@ PROTOCOLS = ("all", "top50", "exam", "many")
 #: What ``evaluate`` runs when no protocol is named (``every`` runs them all).
 DEFAULT_PROTOCOLS = ("all", "top50", "exam")
 #: Protocols of simulated exam questions (automatic k only), by name.
-EXAM_SHAPES = {"exam": EXAM, "many": MANY}
+EXAM_SHAPES = {shape.name: shape for shape in (EXAM, MANY)}
 TRUE_K = "true k"
 AUTO_K = "auto k"
 #: Per-question counts besides the metrics, as shares of the answers.
