@@ -11,7 +11,7 @@ import tempfile
 import time
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
-from unittest import skipIf
+from unittest import mock, skipIf
 
 import numpy as np
 from django.test import SimpleTestCase
@@ -70,6 +70,7 @@ class HmeTrainingSmokeTests(SimpleTestCase):
         from plom_clustering_plugin.training import (
             hme_distil,
             hme_ensemble,
+            hme_quantise,
             hme_train,
             hme_views,
         )
@@ -159,6 +160,30 @@ class HmeTrainingSmokeTests(SimpleTestCase):
             )
             self.assertIn("true_k", both.metrics["val_clean"])
             self.assertEqual(read.shape, (1, 2 * vectors.shape[1]))
+
+            # The run with integer convolutions: same input and width, own entry.
+            quantised, read = derived(
+                hme_quantise, "3q", "--model", str(onnx_path), "--range-images", "8"
+            )
+            self.assertEqual(quantised.input, entry.input)
+            self.assertIn("8-bit integer convolutions", quantised.description)
+            self.assertIn("hme_quantise", quantised.training_command)
+            agree = quantised.metrics["training"]["cosine_to_source"]
+            self.assertGreaterEqual(agree["mean"], hme_quantise.MIN_MEAN_COSINE)
+            self.assertEqual(read.shape, vectors.shape)
+            # A bar no quantised graph can meet: refused, and no file is left behind.
+            bar = mock.patch.object(hme_quantise, "MIN_MEAN_COSINE", 1.01)
+            argv = ["--data", str(root / "data"), "--model", str(onnx_path)]
+            argv += ["--out", str(root / "3r"), "--version", "3r", "--calib-share"]
+            argv += ["0.3", "--range-images", "8", "--cache-dir", str(root / "ckpt")]
+            with (
+                bar,
+                redirect_stdout(io.StringIO()),
+                redirect_stderr(io.StringIO()) as err,
+            ):
+                self.assertEqual(hme_quantise.main(argv), 1)
+            self.assertIn("the file was not kept", err.getvalue())
+            self.assertEqual(list((root / "3r").glob("*.onnx")), [])
 
             # Distilling the views model into its own network: one reading, own entry.
             distil = [*common[:2], "--out", str(root / "distil"), "--version", "3d"]
