@@ -221,6 +221,25 @@ def add_source_split_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cache-dir", help="where rendered canvases are kept")
 
 
+def add_source_model_options(parser: argparse.ArgumentParser) -> None:
+    """``--model`` and ``--entry``: the one trained model a tool derives a new one from."""
+    parser.add_argument("--model", required=True, help="a trained hme-symbols .onnx")
+    parser.add_argument("--entry", help="its entry (default: beside it, .entry.json)")
+
+
+def add_derived_model_options(parser: argparse.ArgumentParser) -> None:
+    """What every tool writing a new version from trained models takes.
+
+    ``--out`` and ``--version`` name the file, ``--threads`` the report's sessions, and
+    :func:`add_source_split_options` the images it is calibrated and validated on.
+    """
+    parser.add_argument("--out", required=True, help="folder for the ONNX + entry")
+    parser.add_argument("--version", required=True, help="model version to write")
+    parser.add_argument("--threads", type=int, default=2)
+    add_source_split_options(parser)
+    parser.add_argument("--smoke", action="store_true", help="tiny report, for CI")
+
+
 def load_source_split(
     args: argparse.Namespace, canvas: tuple[int, int]
 ) -> TrainingData:

@@ -138,11 +138,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="append",
         help="a trained hme-symbols .onnx with its .entry.json beside it (repeat)",
     )
-    parser.add_argument("--out", required=True, help="folder for the ONNX + entry")
-    parser.add_argument("--version", required=True, help="model version to write")
-    parser.add_argument("--threads", type=int, default=2)
-    hme_data.add_source_split_options(parser)
-    parser.add_argument("--smoke", action="store_true", help="tiny report, for CI")
+    hme_data.add_derived_model_options(parser)
     return parser.parse_args(argv)
 
 

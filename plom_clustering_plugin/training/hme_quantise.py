@@ -139,19 +139,14 @@ def cosines(source: Path, quantised: Path, ink: np.ndarray) -> np.ndarray:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """The command line."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--model", required=True, help="a trained hme-symbols .onnx")
-    parser.add_argument("--entry", help="its entry (default: beside it, .entry.json)")
-    parser.add_argument("--out", required=True, help="folder for the ONNX + entry")
-    parser.add_argument("--version", required=True, help="model version to write")
+    hme_data.add_source_model_options(parser)
+    hme_data.add_derived_model_options(parser)
     parser.add_argument(
         "--range-images",
         type=int,
         default=RANGE_IMAGES,
         help=f"training images that set the 8-bit ranges (default {RANGE_IMAGES})",
     )
-    parser.add_argument("--threads", type=int, default=2)
-    hme_data.add_source_split_options(parser)
-    parser.add_argument("--smoke", action="store_true", help="tiny report, for CI")
     return parser.parse_args(argv)
 
 

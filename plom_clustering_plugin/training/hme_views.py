@@ -165,19 +165,14 @@ def check_views(source: Path, wrapped: Path, canvas: tuple[int, int], shrinks) -
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """The command line; ``--shrink`` defaults to one extra view at 2/3."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--model", required=True, help="a trained hme-symbols .onnx")
-    parser.add_argument("--entry", help="its entry (default: beside it, .entry.json)")
-    parser.add_argument("--out", required=True, help="folder for the ONNX + entry")
-    parser.add_argument("--version", required=True, help="model version to write")
+    hme_data.add_source_model_options(parser)
+    hme_data.add_derived_model_options(parser)
     parser.add_argument(
         "--shrink",
         type=exact_fraction,
         action="append",
         help="extra view's size against the canvas (repeatable; default 2/3)",
     )
-    parser.add_argument("--threads", type=int, default=2)
-    hme_data.add_source_split_options(parser)
-    parser.add_argument("--smoke", action="store_true", help="tiny report, for CI")
     args = parser.parse_args(argv)
     args.shrink = args.shrink or [Fraction(2, 3)]
     return args
