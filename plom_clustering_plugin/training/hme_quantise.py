@@ -13,13 +13,13 @@ Two choices are not onnxruntime's defaults (cosines to v10's float embeddings ov
 
 * activation ranges cover the 99.99th percentile of what the training images give,
   not the extremes, which one rare large value would widen, coarsening every other
-  value (on 64 images, min-max ranges: mean cosine 0.984, worst 0.84; percentile
-  ranges: 0.998, worst 0.99);
+  value (an early trial, on 64 of the images the ranges were read on: min-max ranges
+  mean cosine 0.984, worst 0.84; percentile ranges 0.998, worst 0.99);
 * weights use 7 of their 8 bits, so that CPUs without VNNI, whose 8-bit
   multiply-adds sum pairs into 16 bits and can saturate, compute what CPUs with it
-  compute (the usual workaround; OpenVINO documents the same one).  Here it
-  also kept the embeddings closer: mean 0.9964 and 1st percentile 0.971, against 0.9948 and 0.931 with
-  all 8 bits.
+  compute (the usual workaround; OpenVINO documents the same one).  Here it also
+  kept the embeddings closer: mean 0.9964 and 1st percentile 0.971, against 0.9948
+  and 0.931 with all 8 bits.
 
 The quantised graph is checked against its source on held-out images, then its
 distances are calibrated and it is validated like any derived model::
@@ -48,7 +48,7 @@ RANGE_IMAGES = 256
 PERCENTILE = 99.99
 #: Lowest mean cosine accepted between held-out images' quantised and float embeddings.
 #: A mean, not a minimum: lone small symbols (an alpha, an o) move most, to about 0.9,
-#: and the harness's figures did not move with them (docs/models-hme.md, v21).
+#: and the harness's exam figures did not move with them (docs/models-hme.md, v21).
 MIN_MEAN_COSINE = 0.99
 #: Images per batch when the quantised and float embeddings are compared.
 BATCH = 32
@@ -86,6 +86,8 @@ def quantise(source: Path, out: Path, ink: np.ndarray) -> None:
     if not len(ink):
         raise ValueError("no images to read the activation ranges from")
     name = graph.input[0].name
+    # onnxruntime's percentile collector stacks the batches: all must be one size.
+    batches = [{name: ink[i : i + 1]} for i in range(len(ink))]
 
     class Batches(CalibrationDataReader):
         def __init__(self) -> None:
@@ -94,8 +96,6 @@ def quantise(source: Path, out: Path, ink: np.ndarray) -> None:
         def get_next(self):
             return next(self._left, None)
 
-    # onnxruntime's percentile collector stacks the batches: all must be one size.
-    batches = [{name: ink[i : i + 1]} for i in range(len(ink))]
     with tempfile.TemporaryDirectory() as tmp:
         # Shapes inferred and constants folded first, as onnxruntime advises.
         prepared = Path(tmp) / "prepared.onnx"
