@@ -27,9 +27,12 @@ from plom_clustering_plugin.ml.pipeline import (
 )
 from plom_clustering_plugin.ml.preprocess import (
     INK_FLOOR,
+    PAPER_PERCENTILE,
     fit_to_canvas,
     ink_level,
+    paper_level,
     prepare,
+    to_gray,
 )
 
 
@@ -63,6 +66,10 @@ def answer_box(
     if noise:
         array = array + np.random.default_rng(seed).normal(0, noise, array.shape)
     return np.clip(array, 0, 255).astype(np.uint8)
+
+
+#: Crop shapes down to one pixel, where the percentile's two ranks coincide.
+SHAPES = [(1, 1), (1, 2), (2, 3), (7, 5), (50, 3), (120, 400)]
 
 
 class PreprocessTest(SimpleTestCase):
@@ -109,6 +116,22 @@ class PreprocessTest(SimpleTestCase):
     def test_a_reference_of_another_size_is_resized(self):
         reference = np.asarray(Image.fromarray(answer_box()).resize((398, 119)))
         self.assertTrue(prepare(answer_box(), reference).is_blank)
+
+    def test_the_counted_paper_level_is_numpys_percentile(self):
+        rng = np.random.default_rng(0)
+        crops = [
+            answer_box(mark=m, noise=n) for m in ("cross", "circle") for n in (0, 6)
+        ]
+        crops += [rng.integers(0, 256, shape, dtype=np.uint8) for shape in SHAPES]
+        crops.append(np.full((3, 4), 200, np.uint8))
+        for crop in crops:
+            gray = to_gray(crop)
+            expected = float(np.percentile(gray, PAPER_PERCENTILE))
+            self.assertAlmostEqual(paper_level(crop, gray), expected, places=6)
+        # Not grey uint8: numpy's percentile itself, exactly.
+        rgb = np.stack([answer_box(mark="cross")] * 3, axis=2)
+        gray = to_gray(rgb)
+        self.assertEqual(paper_level(rgb, gray), float(np.percentile(gray, 90)))
 
     def test_rgb_rgba_and_bad_shapes(self):
         rgb = np.stack([answer_box(mark="cross")] * 3, axis=2)
