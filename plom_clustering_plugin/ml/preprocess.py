@@ -82,7 +82,7 @@ def to_gray(image: np.ndarray) -> np.ndarray:
 
 
 def paper_level(image: np.ndarray, gray: np.ndarray) -> float:
-    """The 90th percentile of ``gray`` (``image`` as :func:`to_gray` returns it).
+    """The :data:`PAPER_PERCENTILE` percentile of ``gray`` (``image`` made grey).
 
     A grey uint8 scan, the usual crop, is counted in 256 bins instead of sorted: the
     same value as ``np.percentile`` (linear interpolation), in a fifth of the time.
