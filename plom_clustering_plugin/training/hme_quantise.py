@@ -50,13 +50,6 @@ PERCENTILE = 99.99
 #: A mean, not a minimum: lone small symbols (an alpha, an o) move most, to about 0.9,
 #: and the harness's exam figures did not move with them (docs/models-hme.md, v21).
 MIN_MEAN_COSINE = 0.99
-#: Images per batch when the quantised and float embeddings are compared.
-BATCH = 32
-
-
-def as_input(canvases: np.ndarray) -> np.ndarray:
-    """``(N, H, W)`` uint8 canvases as the graph's ``(N, 1, H, W)`` float32 ink."""
-    return (canvases.astype(np.float32) / 255.0)[:, np.newaxis]
 
 
 def range_rows(total: int, count: int, seed: int) -> np.ndarray:
@@ -115,24 +108,13 @@ def quantise(source: Path, out: Path, ink: np.ndarray) -> None:
         )
 
 
-def cosines(source: Path, quantised: Path, ink: np.ndarray) -> np.ndarray:
-    """Each image's cosine between the quantised and the float embedding."""
-    import onnxruntime as ort
+def cosines(
+    source: Path, quantised: Path, canvases: np.ndarray, threads: int = 2
+) -> np.ndarray:
+    """Each uint8 canvas's cosine between the quantised and the float embedding."""
+    from .hme_distil import onnx_embeddings
 
-    sessions = [
-        ort.InferenceSession(str(p), providers=["CPUExecutionProvider"])
-        for p in (source, quantised)
-    ]
-    name = sessions[0].get_inputs()[0].name
-    a, b = (
-        np.concatenate(
-            [
-                s.run(None, {name: ink[i : i + BATCH]})[0]
-                for i in range(0, len(ink), BATCH)
-            ]
-        )
-        for s in sessions
-    )
+    a, b = (onnx_embeddings(p, canvases, threads) for p in (source, quantised))
     norms = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
     return (a * b).sum(axis=1) / np.maximum(norms, 1e-12)
 
@@ -154,6 +136,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Quantise, check, calibrate and validate; returns a process exit code."""
     from .hme_report import write_derived
+    from .hme_train import to_input
 
     args = parse_args(argv)
     source = Path(args.model)
@@ -168,9 +151,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     data = hme_data.load_source_split(args, entry.input.canvas)
     train, calibration, _ = data.sets()
-    ranges = as_input(
-        train.canvases[range_rows(len(train), args.range_images, args.seed)]
-    )
+    rows = range_rows(len(train), args.range_images, args.seed)
+    ranges = to_input(train.canvases[rows]).numpy()
     out.mkdir(parents=True, exist_ok=True)
     try:
         quantise(source, onnx_path, ranges)
@@ -178,8 +160,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     # Images the ranges were not read on: the held-out calibration rows if any.
-    check = as_input((calibration or train).canvases)
-    agree = cosines(source, onnx_path, check)
+    check = (calibration or train).canvases
+    agree = cosines(source, onnx_path, check, args.threads)
     if agree.mean() < MIN_MEAN_COSINE:
         onnx_path.unlink()
         print(
