@@ -12,12 +12,15 @@ from __future__ import annotations
 import argparse
 import csv
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from ..ml.hme import read_entry
+from ..ml.manifest import ModelEntry
 from ..ml.preprocess import PreparedCrop, fit_to_canvas, prepare
 from .hme_tokens import canonical
 from .npz_cache import cached_arrays
@@ -225,6 +228,26 @@ def add_source_model_options(parser: argparse.ArgumentParser) -> None:
     """``--model`` and ``--entry``: the one trained model a tool derives a new one from."""
     parser.add_argument("--model", required=True, help="a trained hme-symbols .onnx")
     parser.add_argument("--entry", help="its entry (default: beside it, .entry.json)")
+
+
+def source_model(args: argparse.Namespace) -> tuple[Path, ModelEntry]:
+    """The ``--model`` and its entry, as :func:`add_source_model_options` asked."""
+    source = Path(args.model)
+    return source, read_entry(args.entry or source.with_suffix(".entry.json"))
+
+
+def derived_onnx_path(
+    args: argparse.Namespace, inputs: Sequence[Path], role: str
+) -> Path:
+    """Where a tool writes its model: ``--out``/``hme-symbols-v{--version}.onnx``.
+
+    Raises:
+        ValueError: that file is one of ``inputs`` (``role`` names it in the message).
+    """
+    path = Path(args.out) / f"hme-symbols-v{args.version}.onnx"
+    if any(path.resolve() == Path(p).resolve() for p in inputs):
+        raise ValueError(f"{path} would overwrite {role}")
+    return path
 
 
 def add_derived_model_options(parser: argparse.ArgumentParser) -> None:

@@ -190,11 +190,14 @@ def main(argv: list[str] | None = None) -> int:
     if teacher_entry.input.canvas != canvas:
         print("error: the teacher reads another canvas size", file=sys.stderr)
         return 2
-    out = Path(args.out)
-    onnx_path = out / f"hme-symbols-v{args.version}.onnx"
-    if onnx_path.resolve() in (student_path.resolve(), teacher_path.resolve()):
-        print(f"error: {onnx_path} would overwrite an input model", file=sys.stderr)
+    try:
+        onnx_path = hme_data.derived_onnx_path(
+            args, [student_path, teacher_path], "an input model"
+        )
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
         return 2
+    out = onnx_path.parent
     net, loaded = load_student(student_path, canvas, args.threads)
     print(f"loaded {student_path} (against onnxruntime: {loaded:.1e})", flush=True)
 

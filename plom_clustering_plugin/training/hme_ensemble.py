@@ -151,12 +151,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     paths = [Path(m) for m in args.model]
     entries = [read_entry(p.with_suffix(".entry.json")) for p in paths]
-    out = Path(args.out)
-    onnx_path = out / f"hme-symbols-v{args.version}.onnx"
     try:
         check_members(entries)
-        if any(onnx_path.resolve() == p.resolve() for p in paths):
-            raise ValueError(f"{onnx_path} would overwrite a member")
+        onnx_path = hme_data.derived_onnx_path(args, paths, "a member")
         first = onnx.load(str(paths[0]))
         joined = join_models(
             [first] + [onnx.load(str(p)) for p in paths[1:]],
@@ -166,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    out.mkdir(parents=True, exist_ok=True)
+    onnx_path.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(joined, str(onnx_path))
     canvas = entries[0].input.canvas
     difference = check_join(paths, onnx_path, canvas)

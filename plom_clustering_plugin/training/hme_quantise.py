@@ -38,7 +38,6 @@ from pathlib import Path
 
 import numpy as np
 
-from ..ml.hme import read_entry
 from . import hme_data
 from .hme_views import require_one_input_and_output
 
@@ -139,21 +138,17 @@ def main(argv: list[str] | None = None) -> int:
     from .hme_train import to_input
 
     args = parse_args(argv)
-    source = Path(args.model)
-    entry = read_entry(args.entry or source.with_suffix(".entry.json"))
-    out = Path(args.out)
-    onnx_path = out / f"hme-symbols-v{args.version}.onnx"
-    if onnx_path.resolve() == source.resolve():
-        print(
-            f"error: {onnx_path} would overwrite the model it quantises",
-            file=sys.stderr,
-        )
+    source, entry = hme_data.source_model(args)
+    try:
+        onnx_path = hme_data.derived_onnx_path(args, [source], "the model it quantises")
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
         return 2
     data = hme_data.load_source_split(args, entry.input.canvas)
     train, calibration, _ = data.sets()
     rows = range_rows(len(train), args.range_images, args.seed)
     ranges = to_input(train.canvases[rows]).numpy()
-    out.mkdir(parents=True, exist_ok=True)
+    onnx_path.parent.mkdir(parents=True, exist_ok=True)
     try:
         quantise(source, onnx_path, ranges)
     except ValueError as err:

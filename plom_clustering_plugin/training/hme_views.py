@@ -27,7 +27,6 @@ from pathlib import Path
 import numpy as np
 
 from ..argtypes import exact_fraction
-from ..ml.hme import read_entry
 from . import hme_data
 
 #: Largest wrapped-graph-vs-numpy difference accepted (both fp32).
@@ -185,20 +184,15 @@ def main(argv: list[str] | None = None) -> int:
     from .hme_report import write_derived
 
     args = parse_args(argv)
-    source = Path(args.model)
-    entry = read_entry(args.entry or source.with_suffix(".entry.json"))
+    source, entry = hme_data.source_model(args)
     canvas = entry.input.canvas
     try:
         wrapped = add_views(onnx.load(str(source)), canvas, args.shrink)
+        onnx_path = hme_data.derived_onnx_path(args, [source], "the model it wraps")
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    out = Path(args.out)
-    onnx_path = out / f"hme-symbols-v{args.version}.onnx"
-    if onnx_path.resolve() == source.resolve():
-        print(f"error: {onnx_path} would overwrite the model it wraps", file=sys.stderr)
-        return 2
-    out.mkdir(parents=True, exist_ok=True)
+    onnx_path.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(wrapped, str(onnx_path))
     difference = check_views(source, onnx_path, canvas, args.shrink)
     if difference > TOLERANCE:
