@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import importlib.util
+import tempfile
 from pathlib import Path
 from unittest import skipIf
 
@@ -26,10 +27,31 @@ class LoadStudentTests(SimpleTestCase):
 
         for version, deeper in (("5", 0), ("7", 2)):
             path = WEIGHTS / f"hme-symbols-v{version}.onnx"
-            self.assertEqual(network_shape(onnx.load(str(path))), (103, 16, deeper))
+            self.assertEqual(network_shape(onnx.load(str(path))), (103, 16, deeper, 2))
             net, difference = load_student(path, (96, 384), threads=1)
             self.assertLess(difference, TOLERANCE)
             self.assertEqual(len(net.symbols.trunk), 5 + deeper)
+
+    def test_a_three_scale_network_loads_back_with_its_third_scale(self):
+        import torch
+
+        from plom_clustering_plugin.training.hme_distil import (
+            TOLERANCE,
+            load_student,
+            network_shape,
+        )
+        from plom_clustering_plugin.training.hme_export import export_onnx
+        from plom_clustering_plugin.training.hme_model import HmeNet
+
+        torch.manual_seed(0)
+        net = HmeNet(9, width=4, deeper=1, input_scales=3).eval()
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "three.onnx"
+            export_onnx(net, path, (48, 192))
+            self.assertEqual(network_shape(onnx.load(str(path))), (9, 4, 1, 3))
+            loaded, difference = load_student(path, (48, 192), threads=1)
+        self.assertLess(difference, TOLERANCE)
+        self.assertEqual(loaded.input_scales, 3)
 
     def test_a_views_graph_is_not_a_network_to_train(self):
         from plom_clustering_plugin.training.hme_distil import load_student

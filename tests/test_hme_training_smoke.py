@@ -215,6 +215,10 @@ class HmeTrainingSmokeTests(SimpleTestCase):
             # A checkpoint resumed with another depth stops with a clear message.
             with self.assertRaisesRegex(SystemExit, "the checkpoint has --deeper 0"):
                 hme_train.main([*common, "--resume", str(checkpoint), "--deeper", "1"])
+            with self.assertRaisesRegex(SystemExit, "has --input-scales 2, this run"):
+                hme_train.main(
+                    [*common, "--resume", str(checkpoint), "--input-scales", "3"]
+                )
             # So does one resumed with another width (--smoke trains width 4).
             saved = torch.load(checkpoint, weights_only=False)["args"]
             wider = hme_train.parse_args(common)
@@ -298,6 +302,30 @@ class DeeperTrunkTests(SimpleTestCase):
         self.assertEqual(
             sizes[1] - sizes[0], 2 * (channels * channels * 9 + 2 * channels)
         )
+
+    def test_a_third_input_scale_reads_a_quarter_size_canvas_with_the_same_weights(
+        self,
+    ):
+        import torch
+        from torch.nn import functional as F
+
+        from plom_clustering_plugin.training.hme_model import GRID, HmeNet
+
+        torch.manual_seed(0)
+        x = torch.rand(2, 1, 48, 192)
+        two = HmeNet(7, width=4).eval()
+        three = HmeNet(7, width=4, input_scales=3).eval()
+        three.load_state_dict(two.state_dict())
+        with torch.no_grad():
+            maps = three.scales(x)
+            quarter = three.symbols(F.avg_pool2d(x, 4))
+            logits, emb = three(x)
+        self.assertEqual(len(maps), 3)
+        self.assertTrue(torch.allclose(maps[2], quarter, atol=1e-6))
+        self.assertEqual(tuple(emb.shape), (2, 7 * (1 + GRID[0] * GRID[1])))
+        self.assertEqual(tuple(logits.shape), (2, 7))
+        with self.assertRaisesRegex(ValueError, "input_scales is 2 or 3"):
+            HmeNet(7, width=4, input_scales=4)
 
     def test_counts_must_be_whole_and_not_negative(self):
         from plom_clustering_plugin.training.hme_train import parse_args

@@ -37,33 +37,51 @@ from . import hme_data
 TOLERANCE = 1e-4
 
 
-def network_shape(model) -> tuple[int, int, int]:
-    """``(classes, width, deeper)`` of the :class:`~.hme_model.HmeNet` in an ONNX graph."""
-    from onnx import numpy_helper
+def network_shape(model) -> tuple[int, int, int, int]:
+    """The :class:`~.hme_model.HmeNet` shape of an ONNX graph.
 
-    weights = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
-    convs = _first_scale_convs(model)
+    Returns:
+        ``(classes, width, deeper, input_scales)``.
+    """
+    weights = _weights(model)
+    passes = _convs_by_pass(model)
+    convs = passes[0]
     head = weights[convs["symbols.head.3"].input[1]]
     stem = weights[convs["symbols.trunk.0.0"].input[1]]
     trunk = sum(1 for name in convs if name.startswith("symbols.trunk."))
-    return int(head.shape[0]), int(stem.shape[0]), trunk - 5
+    return int(head.shape[0]), int(stem.shape[0]), trunk - 5, len(passes)
 
 
-def _first_scale_convs(model) -> dict:
-    """The Conv nodes of the full-size pass, by the torch module they came from.
+def _weights(model) -> dict[str, np.ndarray]:
+    """A graph's constant tensors by name, initializers and their Identity copies.
 
-    Export names a node ``/symbols/trunk/trunk.0/trunk.0.0/Conv`` (the half-size pass
-    repeats it with a ``_1`` suffix): the last scope is the module inside ``symbols``.
+    The exporter stores equal tensors once and feeds the other users an Identity of it
+    (seen with untrained weights, where every folded bias of a width is zero).
     """
-    convs = {}
+    from onnx import numpy_helper
+
+    weights = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    for node in model.graph.node:
+        if node.op_type == "Identity" and node.input[0] in weights:
+            weights[node.output[0]] = weights[node.input[0]]
+    return weights
+
+
+def _convs_by_pass(model) -> list[dict]:
+    """The Conv nodes of each input scale's pass, by the torch module they came from.
+
+    Export names a node ``/symbols/trunk/trunk.0/trunk.0.0/Conv``; the passes at smaller
+    sizes repeat it with a ``_1``, ``_2`` suffix: the last scope is the module inside
+    ``symbols``, and its suffix is the pass.
+    """
+    passes: dict[int, dict] = {}
     for node in model.graph.node:
         if node.op_type != "Conv" or not node.name.startswith("/symbols/"):
             continue
         scope = node.name.split("/")[-2]
-        if scope.endswith("_1"):
-            continue
-        convs[f"symbols.{scope}"] = node
-    return convs
+        module, _, suffix = scope.partition("_")
+        passes.setdefault(int(suffix or 0), {})[f"symbols.{module}"] = node
+    return [passes[i] for i in sorted(passes)]
 
 
 def load_onnx_weights(net, model) -> None:
@@ -73,11 +91,10 @@ def load_onnx_weights(net, model) -> None:
     folded weights and its BatchNorm becomes the identity plus the folded bias.
     """
     import torch
-    from onnx import numpy_helper
 
-    weights = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    weights = _weights(model)
     modules = dict(net.named_modules())
-    convs = _first_scale_convs(model)
+    convs = _convs_by_pass(model)[0]
     if set(convs) != {n for n, m in modules.items() if isinstance(m, torch.nn.Conv2d)}:
         raise ValueError("the ONNX graph's convolutions do not match the network's")
     with torch.no_grad():
@@ -132,8 +149,8 @@ def load_student(path: Path, canvas: tuple[int, int], threads: int):
     from .hme_train import to_input
 
     model = onnx.load(str(path))
-    classes, width, deeper = network_shape(model)
-    net = HmeNet(classes, width=width, deeper=deeper)
+    classes, width, deeper, input_scales = network_shape(model)
+    net = HmeNet(classes, width=width, deeper=deeper, input_scales=input_scales)
     load_onnx_weights(net, model)
     noise = np.random.default_rng(0).random((4, *canvas))
     canvases = np.where(noise > 0.9, 255, 0).astype(np.uint8)  # sparse ink

@@ -3,7 +3,7 @@
 
 A small fully convolutional net (stride-2 stem, output at 1/8) maps an ink canvas to one
 logit map per symbol class, at two input scales (full and half size, shared weights, as
-in Nguyen et al. 2020).  Training reads symbol *presence* from the maps (mean of global
+in Nguyen et al. 2020) or three (plus quarter size: the paper's best, Table 6).  Training reads symbol *presence* from the maps (mean of global
 max and attentive pooling); clustering reads the sigmoid maps pooled over the whole image
 and over a grid of regions, which keeps where each symbol is.
 """
@@ -108,15 +108,27 @@ class HmeNet(nn.Module):
         width: int = 16,
         grid_weight: float = 1.0,
         deeper: int = 0,
+        input_scales: int = 2,
     ):
-        """Set the class count, trunk width and depth, the grid part's weight."""
+        """Set the class count, trunk width and depth, the grid part's weight.
+
+        ``input_scales`` 2 reads the canvas at full and half size, 3 also at quarter
+        size, where a symbol that fills the canvas fits the net's view.
+        """
         super().__init__()
+        if input_scales not in (2, 3):
+            raise ValueError(f"input_scales is 2 or 3, not {input_scales}")
         self.symbols = SymbolNet(classes, width, deeper)
         self.grid_weight = grid_weight
+        self.input_scales = input_scales
 
     def scales(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """Logit maps at full and half input size (small symbols, big symbols)."""
-        return [self.symbols(x), self.symbols(F.avg_pool2d(x, 2))]
+        """Logit maps at full, half (and quarter) input size: small to big symbols."""
+        maps = [self.symbols(x)]
+        for _ in range(self.input_scales - 1):
+            x = F.avg_pool2d(x, 2)
+            maps.append(self.symbols(x))
+        return maps
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Presence logits ``(N, C)`` and the L2-normalised embedding ``(N, D)``."""

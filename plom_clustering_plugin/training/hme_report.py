@@ -128,7 +128,7 @@ def final_report(
             + fonts
         ),
         description=(
-            "HSC-style symbol class maps (2 input scales"
+            f"HSC-style symbol class maps ({args.input_scales} input scales"
             + (f", {args.deeper} extra layers at 1/8 resolution" if args.deeper else "")
             + "), sigmoid, max-pooled over the image and a 3x7 grid, L2 per level;"
             " trained with symbol-presence BCE + supervised contrastive loss"

@@ -93,6 +93,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--deeper", type=count, default=0, help="extra 3x3 layers at 1/8 resolution"
     )
+    parser.add_argument(
+        "--input-scales",
+        type=int,
+        choices=(2, 3),
+        default=2,
+        help="sizes the net reads each canvas at: 2 (full, half), 3 (and quarter)",
+    )
     parser.add_argument("--batch-pairs", type=int, default=32)
     parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--bce", type=float, default=10.0, help="presence weight")
@@ -280,9 +287,12 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
 
-    net = HmeNet(len(vocabulary), args.width, deeper=args.deeper).to(
-        memory_format=torch.channels_last
-    )
+    net = HmeNet(
+        len(vocabulary),
+        args.width,
+        deeper=args.deeper,
+        input_scales=args.input_scales,
+    ).to(memory_format=torch.channels_last)
     optimiser = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
     steps_per_epoch = len(train) // args.batch_pairs
     total = steps_per_epoch * args.epochs
@@ -398,7 +408,7 @@ def main(argv: list[str] | None = None) -> int:
 
 #: The options that shape the network's weights, with their value in checkpoints
 #: written before the option existed.
-NETWORK_OPTIONS = {"width": 16, "deeper": 0}
+NETWORK_OPTIONS = {"width": 16, "deeper": 0, "input_scales": 2}
 
 
 def check_same_network(saved: dict, args: argparse.Namespace, path: str) -> None:
@@ -406,7 +416,7 @@ def check_same_network(saved: dict, args: argparse.Namespace, path: str) -> None
     for name, default in NETWORK_OPTIONS.items():
         if saved.get(name, default) != getattr(args, name):
             raise SystemExit(
-                f"--resume {path}: the checkpoint has --{name}"
+                f"--resume {path}: the checkpoint has --{name.replace('_', '-')}"
                 f" {saved.get(name, default)}, this run asks for {getattr(args, name)}"
             )
 
