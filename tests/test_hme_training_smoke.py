@@ -281,7 +281,7 @@ class SkippedStepWarningTests(SimpleTestCase):
 
 
 @skipIf(NO_TORCH, "torch is not installed (pip install torch==2.13.0)")
-class DeeperTrunkTests(SimpleTestCase):
+class NetworkShapeTests(SimpleTestCase):
     def test_deeper_adds_layers_at_one_eighth_and_keeps_the_outputs(self):
         import torch
 
@@ -327,6 +327,47 @@ class DeeperTrunkTests(SimpleTestCase):
         with self.assertRaisesRegex(ValueError, "input_scales is 2 or 3"):
             HmeNet(7, width=4, input_scales=4)
 
+
+@skipIf(NO_TORCH, "torch is not installed (pip install torch==2.13.0)")
+class ZoomOutTests(SimpleTestCase):
+    def test_zoom_out_shrinks_about_half_of_the_images_and_is_off_by_default(self):
+        import torch
+
+        from plom_clustering_plugin.training.hme_augment import augment
+
+        x = torch.zeros(32, 1, 96, 384)
+        x[:, :, 28:68, 92:292] = 1.0
+
+        def widths(batch):
+            columns = (batch[:, 0] > 0.3).any(dim=1)
+            return torch.tensor(
+                [float(c.nonzero().max() - c.nonzero().min() + 1) for c in columns]
+            )
+
+        plain = augment(x, torch.Generator().manual_seed(3))
+        same = augment(x, torch.Generator().manual_seed(3), zoom_out=1.0)
+        self.assertTrue(torch.equal(plain, same))
+        shrunk = augment(x, torch.Generator().manual_seed(3), zoom_out=0.5)
+        ratio = widths(shrunk) / widths(plain)
+        self.assertTrue(bool((ratio < 1.02).all()), ratio)
+        self.assertTrue(bool((ratio > 0.48).all()), ratio)
+        smaller = int((ratio < 0.9).sum())
+        self.assertGreater(smaller, 4)
+        self.assertLess(smaller, 28)
+
+    def test_zoom_out_is_a_factor_above_zero_up_to_one(self):
+        from plom_clustering_plugin.training.hme_train import parse_args
+
+        base = ["--data", "d", "--out", "o"]
+        self.assertEqual(parse_args(base).zoom_out, 1.0)
+        self.assertEqual(parse_args([*base, "--zoom-out", "0.667"]).zoom_out, 0.667)
+        for bad in ("0", "1.5", "x"):
+            with redirect_stderr(io.StringIO()), self.assertRaises(SystemExit):
+                parse_args([*base, "--zoom-out", bad])
+
+
+@skipIf(NO_TORCH, "torch is not installed (pip install torch==2.13.0)")
+class CountOptionTests(SimpleTestCase):
     def test_counts_must_be_whole_and_not_negative(self):
         from plom_clustering_plugin.training.hme_train import parse_args
 

@@ -14,8 +14,14 @@ import torch
 from torch.nn import functional as F
 
 
-def _affine(batch: torch.Tensor, gen: torch.Generator, strength: float) -> torch.Tensor:
-    """Random rotation, shear, aspect change and shift (per image)."""
+def _affine(
+    batch: torch.Tensor, gen: torch.Generator, strength: float, zoom_out: float
+) -> torch.Tensor:
+    """Random rotation, shear, aspect change and shift (per image).
+
+    With ``zoom_out`` below 1, half of the images are also shrunk about the centre by a
+    factor drawn from ``[zoom_out, 1]``, as the embedding's smaller second reading does.
+    """
     n = batch.shape[0]
 
     def uniform(low: float, high: float) -> torch.Tensor:
@@ -25,6 +31,9 @@ def _affine(batch: torch.Tensor, gen: torch.Generator, strength: float) -> torch
     shear = uniform(-0.25, 0.25) * strength
     scale_x = 1 + uniform(-0.12, 0.12) * strength
     scale_y = 1 + uniform(-0.12, 0.12) * strength
+    if zoom_out < 1:  # drawn only when asked: other runs keep their random stream
+        shrink = torch.where(uniform(0, 1) < 0.5, uniform(zoom_out, 1), 1.0)
+        scale_x, scale_y = scale_x * shrink, scale_y * shrink
     shift_x = uniform(-0.04, 0.04) * strength
     shift_y = uniform(-0.06, 0.06) * strength
     cos, sin = torch.cos(angle), torch.sin(angle)
@@ -63,9 +72,15 @@ def _scanner(batch: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
 
 
 def augment(
-    batch: torch.Tensor, gen: torch.Generator, strength: float = 1.0
+    batch: torch.Tensor,
+    gen: torch.Generator,
+    strength: float = 1.0,
+    zoom_out: float = 1.0,
 ) -> torch.Tensor:
-    """Augment ``(N, 1, H, W)`` float ink canvases in ``[0, 1]``."""
+    """Augment ``(N, 1, H, W)`` float ink canvases in ``[0, 1]``.
+
+    ``zoom_out`` below 1 shrinks half of the images by up to that factor.
+    """
     out = _pen(batch, gen)
-    out = _affine(out, gen, strength)
+    out = _affine(out, gen, strength, zoom_out)
     return _scanner(out, gen)

@@ -138,6 +138,11 @@ def final_report(
                 else ""
             )
             + (
+                f", half of them shrunk by a factor of {args.zoom_out:g}-1"
+                if args.zoom_out < 1
+                else ""
+            )
+            + (
                 f", {args.synth_share:.0%} of anchors typeset in handwriting fonts"
                 if synthetic
                 else ""

@@ -136,6 +136,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--scan-share", type=float, default=0.5, help="share of scan-simulated images"
     )
     parser.add_argument(
+        "--zoom-out",
+        type=zoom_factor,
+        default=1.0,
+        help="shrink half of the training images by a factor from [this, 1] (1: off)",
+    )
+    parser.add_argument(
         "--bf16",
         choices=("auto", "on", "off"),
         default="auto",
@@ -152,6 +158,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 count = whole_number(0)
+
+
+def zoom_factor(text: str) -> float:
+    """A shrink factor in ``(0, 1]`` (1 leaves the size alone)."""
+    value = fraction(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: a shrink factor must be above 0")
+    return value
 
 
 def canvas_size(text: str) -> tuple[int, int]:
@@ -328,7 +342,11 @@ def main(argv: list[str] | None = None) -> int:
         else:
             batches = hme_data.pair_batches(train.group, args.batch_pairs, rng, anchors)
         for batch in batches:
-            x = augment(to_input(pick_canvases(train, scanned, batch, args, rng)), gen)
+            x = augment(
+                to_input(pick_canvases(train, scanned, batch, args, rng)),
+                gen,
+                zoom_out=args.zoom_out,
+            )
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
                 logits, emb = net(x.contiguous(memory_format=torch.channels_last))
             bce = F.binary_cross_entropy_with_logits(
