@@ -102,6 +102,11 @@ def final_report(
             if args.synth_symbols
             else ""
         )
+        + (
+            f", {args.near_misses} near misses of training expressions"
+            if args.near_misses
+            else ""
+        )
         + "; fonts: OFL/GPL/CC licences, see docs/models-hme.md)"
         if synthetic
         else ""
@@ -150,6 +155,11 @@ def final_report(
             + (
                 f", one-symbol answers opening {args.lone_boost} pairs per epoch"
                 if args.lone_boost > 1
+                else ""
+            )
+            + (
+                ", each near miss batched beside its expression"
+                if args.near_misses
                 else ""
             )
             + (

@@ -9,6 +9,7 @@ Usage::
         [--canvas 96x384] [--scan-share 0.5] [--version 3] [--bf16 auto|on|off]
         [--synth-fonts debian] [--synth-copies 2] [--synth-exam 1500]
         [--synth-share 0.33] [--synth-symbols 0] [--lone-boost 1] [--hard-share 0]
+        [--near-misses 0]
 
 The expressions of ``--data`` are split 80/20 BY EXPRESSION (seeded); the net learns
 symbol presence (BCE) plus a supervised-contrastive term that pulls two writings of one
@@ -33,6 +34,11 @@ fonts): a one-symbol answer is told from its look-alikes (``a`` / ``\alpha``) by
 class map, and crohme-dev has few lone symbols.  ``--lone-boost B`` makes every
 one-symbol anchor (real or typeset) open B pairs per epoch instead of one.
 
+``--near-misses N`` typesets N near misses of training expressions (one symbol
+replaced by a look-alike, inserted, deleted or swapped, or the whole wrapped:
+``hme_near``), each its own expression, and batches one row of every member of such a
+family side by side, so that the contrastive loss separates answers one symbol apart.
+
 ``--hard-share H`` puts H of each epoch's anchors in hard batches (``hme_hard``): a
 random anchor with the anchors the current net embeds nearest to it, so look-alike
 expressions meet in one batch and the contrastive loss has to separate them.
@@ -41,6 +47,7 @@ expressions meet in one batch and the contrastive loss has to separate them.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import shlex
@@ -53,7 +60,7 @@ import torch
 from torch.nn import functional as F
 
 from ..argtypes import fraction, whole_number
-from . import hme_data, hme_export, hme_hard, hme_tokens, hme_validate
+from . import hme_data, hme_export, hme_hard, hme_near, hme_tokens, hme_validate
 from .cpu import use_bf16
 from .hme_augment import augment
 from .hme_model import HmeNet
@@ -133,6 +140,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="share of each epoch's anchors batched with their nearest neighbours",
     )
     parser.add_argument(
+        "--near-misses",
+        type=count,
+        default=0,
+        help="typeset near misses of training expressions (one symbol changed),"
+        " each batched beside its expression (needs --synth-fonts)",
+    )
+    parser.add_argument(
         "--scan-share", type=float, default=0.5, help="share of scan-simulated images"
     )
     parser.add_argument(
@@ -149,11 +163,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--smoke", action="store_true", help="tiny run for CI")
     args = parser.parse_args(argv)
+    if args.near_misses and not args.synth_fonts:
+        parser.error("--near-misses needs --synth-fonts to typeset them")
+    if args.near_misses and args.hard_share:
+        parser.error("--near-misses and --hard-share batch differently: choose one")
     if args.smoke:
         args.epochs, args.width, args.batch_pairs, args.val_every = 2, 4, 4, 1
         args.canvas = (48, 192)
         args.synth_copies, args.synth_exam = 1, 8
         args.synth_symbols = min(args.synth_symbols, 1)
+        args.near_misses = min(args.near_misses, 8)
     return args
 
 
@@ -284,10 +303,13 @@ def main(argv: list[str] | None = None) -> int:
         scanned = hme_data.scanned_copies(data, args.canvas, args.seed, ckpt_dir)
         print(f"{len(scanned)} scan-simulated training canvases", flush=True)
     real_rows = len(train)
+    family = None
     if args.synth_fonts:
-        train, scanned = add_synthetic(
+        train, scanned, pairs = add_synthetic(
             train, scanned, args, ckpt_dir / f"synth-{data.key}"
         )
+        if pairs:
+            family = hme_near.families(train.latex, pairs)
     vocabulary = (
         state["vocabulary"]
         if state
@@ -337,6 +359,14 @@ def main(argv: list[str] | None = None) -> int:
                 anchors,
                 args.batch_pairs,
                 args.hard_share,
+                rng,
+            )
+        elif family is not None:
+            batches = hme_data.partnered_chunks(
+                hme_near.family_order(anchors, train.group, family, rng),
+                train.group,
+                hme_data.expression_members(train.group),
+                args.batch_pairs,
                 rng,
             )
         else:
@@ -498,8 +528,11 @@ def add_synthetic(
     scanned: np.ndarray | None,
     args: argparse.Namespace,
     cache_stem: Path,
-) -> tuple[hme_data.HmeSet, np.ndarray | None]:
-    """The training split with typeset renders appended (rows after the real ones)."""
+) -> tuple[hme_data.HmeSet, np.ndarray | None, list[tuple[str, str]]]:
+    """The training split with typeset renders appended (rows after the real ones).
+
+    Also returns the (expression, near miss) pairs typeset (``--near-misses``).
+    """
     from . import hme_synth
     from .fonts import CAPITALS_ONLY, font_files
 
@@ -515,10 +548,21 @@ def add_synthetic(
     if args.synth_symbols:
         symbols = hme_synth.lone_symbols(train.latex, 1 if args.smoke else 3)
         parts.append((symbols, args.synth_symbols, args.seed + 1))
+    pairs = []
+    if args.near_misses:
+        pairs = hme_near.near_misses(
+            sorted(set(train.latex)),
+            args.near_misses,
+            np.random.default_rng([args.seed, 2]),
+            exclude=[t for texts, _, _ in parts for t in texts],
+        )
+        parts.append(([v for _, v in pairs], args.synth_copies, args.seed + 2))
     latex, canvases = list(train.latex), [train.canvases]
     scans = [] if scanned is None else [scanned]
     for texts, copies, seed in parts:
-        tag = f"{len(fonts)}f-{copies}c-{len(texts)}e-s{seed}"
+        # The texts and fonts themselves: a count alone would serve stale renders.
+        digest = hashlib.sha256("\n".join([*texts, *map(str, fonts)]).encode())
+        tag = f"{len(fonts)}f-{copies}c-{len(texts)}e-s{seed}-{digest.hexdigest()[:10]}"
 
         def render(texts=texts, copies=copies, seed=seed) -> dict[str, np.ndarray]:
             clean, scan, rows = hme_synth.render_synthetic(
@@ -543,6 +587,7 @@ def add_synthetic(
     return (
         hme_data.HmeSet(canvases, latex, hme_data.expression_groups(latex)),
         scanned,
+        pairs,
     )
 
 
