@@ -88,6 +88,11 @@ class HmeTrainingSmokeTests(SimpleTestCase):
             with redirect_stdout(io.StringIO()) as log:
                 self.assertEqual(hme_train.main(common), 0)
             self.assertLess(time.process_time() - started, 60)
+            # The learning rate decayed over the steps the epochs ran, to its floor.
+            saved = torch.load(root / "ckpt" / "last.pt", weights_only=False)
+            ran = saved["scheduler"]["last_epoch"]
+            self.assertAlmostEqual(ran, 2 * saved["steps_per_epoch"], delta=2)
+            self.assertAlmostEqual(saved["scheduler"]["_last_lr"][0] / 3e-3, 0.02, 2)
             # Typeset expressions, then typeset lone symbols.
             renders = re.findall(
                 r"\d+ synthetic renders of \d+ expressions", log.getvalue()
@@ -257,6 +262,30 @@ class EpochAnchorTests(SimpleTestCase):
         anchors = np.array([4, 3, 0, 1])
         self.assertEqual(boost(anchors, chosen, 3).tolist(), [4, 3, 0, 1, 3, 1, 3, 1])
         self.assertEqual(boost(anchors, chosen, 1).tolist(), anchors.tolist())
+
+    def test_the_schedule_spans_the_batches_an_epoch_runs(self):
+        from argparse import Namespace
+
+        from plom_clustering_plugin.training import hme_data
+        from plom_clustering_plugin.training.hme_train import (
+            boost,
+            epoch_anchors,
+            epoch_steps,
+        )
+
+        # 100 real rows, 250 typeset ones of which 50 are lone symbols (boosted).
+        lone = np.zeros(350, bool)
+        lone[300:] = True
+        group = np.arange(350) // 2
+        args = Namespace(synth_share=0.33, lone_boost=2, batch_pairs=8)
+        steps = epoch_steps(100, lone, args, seed=0)
+        for epoch in range(6):
+            rng = np.random.default_rng([0, epoch])
+            anchors = boost(epoch_anchors(100, 350, 0.33, rng), lone, 2)
+            batches = hme_data.pair_batches(group, 8, rng, anchors)
+            self.assertLessEqual(abs(len(batches) - steps), 2)
+        # Sessions 3-16 scheduled one step per 8 rows: twice the steps run.
+        self.assertLess(steps, 350 // 8 * 0.6)
 
     def test_no_synthetic_rows_means_the_real_rows_only(self):
         from plom_clustering_plugin.training.hme_train import epoch_anchors

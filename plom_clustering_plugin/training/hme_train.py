@@ -330,7 +330,15 @@ def main(argv: list[str] | None = None) -> int:
         input_scales=args.input_scales,
     ).to(memory_format=torch.channels_last)
     optimiser = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
-    steps_per_epoch = len(train) // args.batch_pairs
+    lone = np.array([len(hme_tokens.tokens(t)) == 1 for t in train.latex])
+    # Checkpoints before session 17 scheduled one step per batch_pairs rows, more than
+    # an epoch runs with synthetic rows (329 against 159 for v17): their decay never
+    # passed half way.  They resume on their own curve.
+    steps_per_epoch = (
+        state.get("steps_per_epoch", len(train) // args.batch_pairs)
+        if state
+        else epoch_steps(real_rows, lone, args, init_seed)
+    )
     total = steps_per_epoch * args.epochs
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimiser, lambda s: lr_factor(s, total)
@@ -344,7 +352,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"resumed {args.resume} at epoch {epoch}", flush=True)
 
     group = torch.from_numpy(train.group)
-    lone = np.array([len(hme_tokens.tokens(t)) == 1 for t in train.latex])
     stopped_early = False
     while epoch < args.epochs:
         rng = np.random.default_rng([init_seed, epoch])
@@ -420,6 +427,7 @@ def main(argv: list[str] | None = None) -> int:
                 "history": history,
                 "vocabulary": vocabulary,
                 "args": vars(args),
+                "steps_per_epoch": steps_per_epoch,
             },
         )
         per_epoch = (time.monotonic() - started) / max(1, len(history))
@@ -515,6 +523,20 @@ def epoch_anchors(
     wanted = min(synthetic, round(real * synth_share / (1 - synth_share)))
     extra = real + rng.choice(synthetic, wanted, replace=False)
     return np.concatenate([np.arange(real), extra])
+
+
+def epoch_steps(
+    real: int, lone: np.ndarray, args: argparse.Namespace, seed: int
+) -> int:
+    """Batches one epoch runs: its anchors (:func:`epoch_anchors`, boosted) in pairs.
+
+    The learning-rate schedule spans this many steps per epoch.  The synthetic rows
+    drawn differ from epoch to epoch, so the count of boosted one-symbol anchors
+    varies by a few; the schedule's floor holds past its end.
+    """
+    rng = np.random.default_rng([seed, 0])
+    anchors = epoch_anchors(real, len(lone), args.synth_share, rng)
+    return len(boost(anchors, lone, args.lone_boost)) // args.batch_pairs
 
 
 def boost(anchors: np.ndarray, chosen: np.ndarray, turns: int) -> np.ndarray:
