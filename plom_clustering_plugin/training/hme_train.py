@@ -109,6 +109,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--batch-pairs", type=int, default=32)
     parser.add_argument("--lr", type=float, default=3e-3)
+    parser.add_argument(
+        "--lr-horizon",
+        type=positive_float,
+        default=1.0,
+        help="the cosine decay spans this many times the run's steps (1: it reaches"
+        " its floor at the last epoch; v3-v19 ran about 2, see docs/models-hme.md)",
+    )
     parser.add_argument("--bce", type=float, default=10.0, help="presence weight")
     parser.add_argument("--supcon", type=float, default=0.5, help="contrastive weight")
     parser.add_argument("--val-every", type=int, default=4, help="epochs")
@@ -177,6 +184,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 count = whole_number(0)
+
+
+def positive_float(text: str) -> float:
+    """A number above 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r}: must be a number above 0")
+    return value
 
 
 def zoom_factor(text: str) -> float:
@@ -339,7 +357,7 @@ def main(argv: list[str] | None = None) -> int:
         if state
         else epoch_steps(real_rows, lone, args, init_seed)
     )
-    total = steps_per_epoch * args.epochs
+    total = round(steps_per_epoch * args.epochs * args.lr_horizon)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimiser, lambda s: lr_factor(s, total)
     )
