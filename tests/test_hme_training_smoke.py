@@ -88,11 +88,10 @@ class HmeTrainingSmokeTests(SimpleTestCase):
             with redirect_stdout(io.StringIO()) as log:
                 self.assertEqual(hme_train.main(common), 0)
             self.assertLess(time.process_time() - started, 60)
-            # The learning rate decayed over the steps the epochs ran, to its floor.
+            # By default the schedule counts rows, as the shipped models' did.
             saved = torch.load(root / "ckpt" / "last.pt", weights_only=False)
-            ran = saved["scheduler"]["last_epoch"]
-            self.assertAlmostEqual(ran, 2 * saved["steps_per_epoch"], delta=2)
-            self.assertAlmostEqual(saved["scheduler"]["_last_lr"][0] / 3e-3, 0.02, 2)
+            rows = int(re.search(r"(\d+) training images", log.getvalue())[1])
+            self.assertEqual(saved["steps_per_epoch"], rows // 4)  # smoke: 4 pairs
             # Typeset expressions, then typeset lone symbols.
             renders = re.findall(
                 r"\d+ synthetic renders of \d+ expressions", log.getvalue()
@@ -239,6 +238,38 @@ class HmeTrainingSmokeTests(SimpleTestCase):
             self.assertIn("resumed", log.getvalue())
             self.assertEqual(read_entry(entry_path).seed, 0)
             self.assertEqual(len(onnx_path.read_bytes()), len(first))
+
+
+@skipIf(NO_TORCH, "torch is not installed (pip install torch==2.13.0)")
+class ScheduleTests(SimpleTestCase):
+    def test_a_horizon_of_one_decays_to_the_floor_at_the_last_epoch(self):
+        import torch
+
+        from plom_clustering_plugin.training import hme_train
+
+        with tempfile.TemporaryDirectory() as tmp:
+            root = Path(tmp)
+            write_dataset(root / "data")
+            argv = ["--data", str(root / "data"), "--out", str(root / "out")]
+            argv += ["--ckpt-dir", str(root / "ckpt"), "--smoke", "--calib-share"]
+            argv += ["0.3", "--synth-fonts", ",".join(plom_fonts()[:2])]
+            argv += ["--lr-horizon", "1"]
+            with redirect_stdout(io.StringIO()):
+                self.assertEqual(hme_train.main(argv), 0)
+            saved = torch.load(root / "ckpt" / "last.pt", weights_only=False)
+            ran = saved["scheduler"]["last_epoch"]
+            self.assertAlmostEqual(ran, 2 * saved["steps_per_epoch"], delta=2)
+            self.assertAlmostEqual(saved["scheduler"]["_last_lr"][0] / 3e-3, 0.02, 2)
+
+    def test_the_horizon_is_a_number_above_zero(self):
+        from plom_clustering_plugin.training.hme_train import parse_args
+
+        base = ["--data", "d", "--out", "o"]
+        self.assertIsNone(parse_args(base).lr_horizon)
+        self.assertEqual(parse_args([*base, "--lr-horizon", "2.07"]).lr_horizon, 2.07)
+        for bad in ("0", "-1", "nan", "inf", "x"):
+            with redirect_stderr(io.StringIO()), self.assertRaises(SystemExit):
+                parse_args([*base, "--lr-horizon", bad])
 
 
 @skipIf(NO_TORCH, "torch is not installed (pip install torch==2.13.0)")

@@ -112,9 +112,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--lr-horizon",
         type=positive_float,
-        default=1.0,
-        help="the cosine decay spans this many times the run's steps (1: it reaches"
-        " its floor at the last epoch; v3-v19 ran about 2, see docs/models-hme.md)",
+        help="the cosine decay spans this many times the batches the run will take"
+        " (1: it reaches its floor at the last epoch); default: one step per"
+        " --batch-pairs training rows, as v1-v22 were trained, which with typeset rows"
+        " is about twice the run (docs/models-hme.md, session 17)",
     )
     parser.add_argument("--bce", type=float, default=10.0, help="presence weight")
     parser.add_argument("--supcon", type=float, default=0.5, help="contrastive weight")
@@ -349,15 +350,20 @@ def main(argv: list[str] | None = None) -> int:
     ).to(memory_format=torch.channels_last)
     optimiser = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
     lone = np.array([len(hme_tokens.tokens(t)) == 1 for t in train.latex])
-    # Checkpoints before session 17 scheduled one step per batch_pairs rows, more than
-    # an epoch runs with synthetic rows (329 against 159 for v17): their decay never
-    # passed half way.  They resume on their own curve.
+    # By default the schedule counts one step per batch_pairs rows, as every shipped
+    # model was trained: with typeset rows that is about twice the batches an epoch
+    # runs (v17: 329 against 159), so the decay stops near half way.  Session 17
+    # measured a full decay (--lr-horizon 1) as worse: mAP 0.54 against 0.65.
     steps_per_epoch = (
         state.get("steps_per_epoch", len(train) // args.batch_pairs)
         if state
-        else epoch_steps(real_rows, lone, args, init_seed)
+        else (
+            epoch_steps(real_rows, lone, args, init_seed)
+            if args.lr_horizon
+            else len(train) // args.batch_pairs
+        )
     )
-    total = round(steps_per_epoch * args.epochs * args.lr_horizon)
+    total = round(steps_per_epoch * args.epochs * (args.lr_horizon or 1.0))
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimiser, lambda s: lr_factor(s, total)
     )
