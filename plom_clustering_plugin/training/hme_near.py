@@ -74,8 +74,7 @@ def _atoms(tokens: Sequence[str]) -> list[int]:
         i
         for i, t in enumerate(tokens)
         if t not in STRUCTURE
-        and t not in ("\\frac", "\\sqrt")
-        and not t.isspace()
+        and t not in _TAKES_NEXT
         and (not t.startswith("\\") or t[1:].isalpha() or t in ("\\{", "\\}"))
         and (i == 0 or tokens[i - 1] not in _TAKES_NEXT)
     ]
@@ -110,8 +109,7 @@ def edit(latex: str, kind: str, rng: np.random.Generator) -> str | None:
             return None
         del tokens[at]
     elif kind == "swap":
-        following = [a for a in atoms if a == at + 1]
-        if not following or tokens[at] == tokens[at + 1]:
+        if at + 1 not in atoms or tokens[at] == tokens[at + 1]:
             return None
         tokens[at], tokens[at + 1] = tokens[at + 1], tokens[at]
     else:
