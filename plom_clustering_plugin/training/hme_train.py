@@ -9,7 +9,7 @@ Usage::
         [--canvas 96x384] [--scan-share 0.5] [--version 3] [--bf16 auto|on|off]
         [--synth-fonts debian] [--synth-copies 2] [--synth-exam 1500]
         [--synth-share 0.33] [--synth-symbols 0] [--lone-boost 1] [--hard-share 0]
-        [--near-misses 0]
+        [--near-misses 0] [--lr-horizon F]
 
 The expressions of ``--data`` are split 80/20 BY EXPRESSION (seeded); the net learns
 symbol presence (BCE) plus a supervised-contrastive term that pulls two writings of one
@@ -38,6 +38,11 @@ one-symbol anchor (real or typeset) open B pairs per epoch instead of one.
 replaced by a look-alike, inserted, deleted or swapped, or the whole wrapped:
 ``hme_near``), each its own expression, and batches one row of every member of such a
 family side by side, so that the contrastive loss separates answers one symbol apart.
+
+``--lr-horizon F`` makes the cosine decay span F times the batches the run takes; by
+default it spans one step per ``--batch-pairs`` training rows, as every shipped model
+was trained (about twice the run with typeset rows: the decay stops near half way,
+which session 17 measured as better than finishing it in 48 epochs).
 
 ``--hard-share H`` puts H of each epoch's anchors in hard batches (``hme_hard``): a
 random anchor with the anchors the current net embeds nearest to it, so look-alike
