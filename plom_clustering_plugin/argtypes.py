@@ -36,6 +36,17 @@ def fraction(text: str) -> float:
     return value
 
 
+def positive_float(text: str) -> float:
+    """A finite number above 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r}: must be a number above 0")
+    return value
+
+
 def exact_fraction(text: str) -> Fraction:
     """A ratio strictly between 0 and 1, kept exact (``2/3``, not 0.666...)."""
     try:

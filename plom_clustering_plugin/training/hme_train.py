@@ -64,7 +64,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from ..argtypes import fraction, whole_number
+from ..argtypes import fraction, positive_float, whole_number
 from . import hme_data, hme_export, hme_hard, hme_near, hme_tokens, hme_validate
 from .cpu import use_bf16
 from .hme_augment import augment
@@ -190,17 +190,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 count = whole_number(0)
-
-
-def positive_float(text: str) -> float:
-    """A number above 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"{text!r}: must be a number above 0")
-    return value
 
 
 def zoom_factor(text: str) -> float:
