@@ -348,15 +348,12 @@ def main(argv: list[str] | None = None) -> int:
     # model was trained: with typeset rows that is about twice the batches an epoch
     # runs (v17: 329 against 159), so the decay stops near half way.  Session 17
     # measured a full decay (--lr-horizon 1) as worse: mAP 0.54 against 0.65.
-    steps_per_epoch = (
-        state.get("steps_per_epoch", len(train) // args.batch_pairs)
-        if state
-        else (
-            epoch_steps(real_rows, lone, args, init_seed)
-            if args.lr_horizon
-            else len(train) // args.batch_pairs
-        )
-    )
+    if state:
+        steps_per_epoch = state.get("steps_per_epoch", len(train) // args.batch_pairs)
+    elif args.lr_horizon:
+        steps_per_epoch = epoch_steps(real_rows, lone, args, init_seed)
+    else:
+        steps_per_epoch = len(train) // args.batch_pairs
     total = round(steps_per_epoch * args.epochs * (args.lr_horizon or 1.0))
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimiser, lambda s: lr_factor(s, total)
