@@ -7,7 +7,7 @@ import importlib.util
 import io
 import re
 import tempfile
-from contextlib import redirect_stderr, redirect_stdout
+from contextlib import redirect_stderr
 from pathlib import Path
 from unittest import skipIf
 
@@ -17,7 +17,7 @@ from django.test import SimpleTestCase
 from plom_clustering_plugin.training import hme_data, hme_near
 from plom_clustering_plugin.training.hme_tokens import canonical, raw_tokens, tokens
 
-from .test_hme_training_smoke import plom_fonts, write_dataset
+from .test_hme_training_smoke import short_run
 
 NO_TORCH = importlib.util.find_spec("torch") is None
 
@@ -171,21 +171,13 @@ class FamilyTests(SimpleTestCase):
 class NearMissTrainingTests(SimpleTestCase):
     def test_a_smoke_run_with_near_misses_typesets_and_says_so(self):
         from plom_clustering_plugin.ml.hme import read_entry
-        from plom_clustering_plugin.training import hme_train
 
         with tempfile.TemporaryDirectory() as tmp:
             root = Path(tmp)
-            write_dataset(root / "data")
-            argv = ["--data", str(root / "data"), "--out", str(root / "out")]
-            argv += ["--ckpt-dir", str(root / "ckpt"), "--smoke", "--calib-share"]
-            argv += ["0.3", "--synth-fonts", ",".join(plom_fonts()[:2])]
-            with redirect_stdout(io.StringIO()) as log:
-                self.assertEqual(hme_train.main([*argv, "--near-misses", "5"]), 0)
-            renders = re.findall(
-                r"(\d+) synthetic renders of (\d+) expressions", log.getvalue()
-            )
+            log = short_run(root, "--near-misses", "5")
+            renders = re.findall(r"(\d+) synthetic renders of (\d+) expressions", log)
             # The training expressions (and exam answers), then the near misses.
-            self.assertEqual(len(renders), 2, log.getvalue())
+            self.assertEqual(len(renders), 2, log)
             self.assertEqual(renders[1][1], "5")
             entry = read_entry(root / "out" / "hme-symbols-v3.entry.json")
             self.assertIn("5 near misses of training expressions", entry.training_data)

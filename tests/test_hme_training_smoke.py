@@ -59,6 +59,25 @@ def write_dataset(folder: Path) -> None:
         writer.writerows(rows)
 
 
+def short_run(root: Path, *extra: str) -> str:
+    """A ``--smoke`` training run on a dataset written under ``root``; its log.
+
+    Typeset in two Plom fonts, with 30 % of the training expressions held out to
+    calibrate on; ``extra`` options are added.  Fails the caller on a non-zero exit.
+    """
+    from plom_clustering_plugin.training import hme_train
+
+    write_dataset(root / "data")
+    argv = ["--data", str(root / "data"), "--out", str(root / "out")]
+    argv += ["--ckpt-dir", str(root / "ckpt"), "--smoke", "--calib-share"]
+    argv += ["0.3", "--synth-fonts", ",".join(plom_fonts()[:2]), *extra]
+    with redirect_stdout(io.StringIO()) as log:
+        code = hme_train.main(argv)
+    if code != 0:
+        raise AssertionError(f"hme_train exited {code}:\n{log.getvalue()}")
+    return log.getvalue()
+
+
 @skipIf(NO_TORCH, "torch is not installed (pip install torch==2.13.0)")
 class HmeTrainingSmokeTests(SimpleTestCase):
     def test_smoke_run_trains_exports_and_resumes(self):
@@ -245,17 +264,9 @@ class ScheduleTests(SimpleTestCase):
     def test_a_horizon_of_one_decays_to_the_floor_at_the_last_epoch(self):
         import torch
 
-        from plom_clustering_plugin.training import hme_train
-
         with tempfile.TemporaryDirectory() as tmp:
             root = Path(tmp)
-            write_dataset(root / "data")
-            argv = ["--data", str(root / "data"), "--out", str(root / "out")]
-            argv += ["--ckpt-dir", str(root / "ckpt"), "--smoke", "--calib-share"]
-            argv += ["0.3", "--synth-fonts", ",".join(plom_fonts()[:2])]
-            argv += ["--lr-horizon", "1"]
-            with redirect_stdout(io.StringIO()):
-                self.assertEqual(hme_train.main(argv), 0)
+            short_run(root, "--lr-horizon", "1")
             saved = torch.load(root / "ckpt" / "last.pt", weights_only=False)
             ran = saved["scheduler"]["last_epoch"]
             self.assertAlmostEqual(ran, 2 * saved["steps_per_epoch"], delta=2)
