@@ -64,7 +64,7 @@ def _protocol_title(protocol: str, info: dict) -> str:
     )
 
 
-def _align(rows: list[list[str]]) -> list[str]:
+def align_columns(rows: list[list[str]]) -> list[str]:
     """Right-align columns (the first one left-aligned) to their widest cell."""
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return [
@@ -100,7 +100,7 @@ def format_tables(run: dict) -> str:
                 notes.append(
                     f"  {result['method']} ({result['mode']}): {result['errors'][0]}"
                 )
-        lines += ["", _protocol_title(protocol, info), *_align(rows)]
+        lines += ["", _protocol_title(protocol, info), *align_columns(rows)]
         if notes:
             lines += ["first error per method:", *notes]
     return "\n".join(lines)
