@@ -1,10 +1,8 @@
 # SPDX-License-Identifier: AGPL-3.0-or-later
 """The paired comparison of two evaluated methods (``compare``), on real harness runs."""
 
-import io
 import json
 import math
-from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import numpy as np
@@ -19,10 +17,7 @@ BASE, OTHER = "pipeline@pixels", "pca-kmeans"
 
 
 def run_compare(argv):
-    out, err = io.StringIO(), io.StringIO()
-    with redirect_stdout(out), redirect_stderr(err):
-        code = compare.main(argv)
-    return code, out.getvalue(), err.getvalue()
+    return run_main(argv, main=compare.main)
 
 
 class CompareTest(ToyDataTestCase):

@@ -42,10 +42,11 @@ REPO = Path(__file__).resolve().parents[1]
 METHODS = ("pipeline", "pca-kmeans", "contour-kmeans", "upstream-plom", "one-group")
 
 
-def run_main(argv):
+def run_main(argv, main=evaluate.main):
+    """Run a command's ``main`` in process: its exit code, stdout and stderr."""
     out, err = io.StringIO(), io.StringIO()
     with redirect_stdout(out), redirect_stderr(err):
-        code = evaluate.main(argv)
+        code = main(argv)
     return code, out.getvalue(), err.getvalue()
 
 
