@@ -74,6 +74,8 @@ class CompareTest(ToyDataTestCase):
         for row in paired(load_side(self.base), side):
             self.assertEqual(row.difference, 0.0)
             self.assertEqual(row.base, row.other)
+            # Pairs that all differ alike (here: not at all) have no standard error.
+            self.assertTrue(math.isnan(row.standard_error))
 
     def test_command_prints_a_table(self):
         code, out, _ = run_compare([str(self.base), str(self.both), "--method", OTHER])

@@ -96,7 +96,10 @@ def compare(base: Side, other: Side) -> list[PairedRow]:
 
     Only questions both sides scored are paired (a question one method failed on has
     no pair).  The standard error is the pairs' sample deviation over the root of
-    their count (NaN for a single pair).
+    their count.  It is NaN for a single pair, and where every pair differs by the
+    same amount: ``all`` and ``top50`` draw the same question for every seed, so a
+    deterministic mode (automatic k) repeats one result, which a spread of 0 would
+    present as certainty.
 
     Raises:
         ValueError: the two sides share no question (other data, seeds or protocols).
@@ -120,6 +123,7 @@ def compare(base: Side, other: Side) -> list[PairedRow]:
             if not len(a):
                 continue
             diff = b - a
+            repeats = np.all(diff == diff[0])
             se = float(np.std(diff, ddof=1) / math.sqrt(len(diff)))
             rows.append(
                 PairedRow(
@@ -130,7 +134,7 @@ def compare(base: Side, other: Side) -> list[PairedRow]:
                     float(a.mean()),
                     float(b.mean()),
                     float(diff.mean()),
-                    se if len(diff) > 1 else math.nan,
+                    math.nan if repeats or len(diff) < 2 else se,
                 )
             )
     return rows
