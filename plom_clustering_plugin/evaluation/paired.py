@@ -123,8 +123,9 @@ def compare(base: Side, other: Side) -> list[PairedRow]:
             if not len(a):
                 continue
             diff = b - a
-            repeats = np.all(diff == diff[0])
-            se = float(np.std(diff, ddof=1) / math.sqrt(len(diff)))
+            se = math.nan  # one pair, or repeats of one result: no spread to read
+            if len(diff) > 1 and not np.all(diff == diff[0]):
+                se = float(np.std(diff, ddof=1) / math.sqrt(len(diff)))
             rows.append(
                 PairedRow(
                     protocol,
@@ -134,7 +135,7 @@ def compare(base: Side, other: Side) -> list[PairedRow]:
                     float(a.mean()),
                     float(b.mean()),
                     float(diff.mean()),
-                    math.nan if repeats or len(diff) < 2 else se,
+                    se,
                 )
             )
     return rows
