@@ -93,11 +93,14 @@ class CompareTest(ToyDataTestCase):
     def test_unusable_input_gives_a_message(self):
         broken = Path(self.tmp.name, "broken.json")
         broken.write_text("{not json")
+        shaped = Path(self.tmp.name, "a-list.json")
+        shaped.write_text("[1, 2]")
         cases = {
             "choose one": [str(self.both), str(self.base)],
             "has no method": [str(self.base), str(self.both), "--method", "nope"],
             "share no question": [str(self.base), str(self.other_seed)],
             "not a harness JSON": [str(broken), str(self.base)],
+            "a-list.json: not a harness JSON": [str(self.base), str(shaped)],
         }
         for message, argv in cases.items():
             with self.subTest(message=message):

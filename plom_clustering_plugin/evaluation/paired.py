@@ -61,10 +61,12 @@ def load_side(path: str | Path, method: str | None = None) -> Side:
     """
     try:
         run = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as err:
-        raise ValueError(f"{path}: not a harness JSON file ({err})") from err
-    runs = run.get("runs", [run])
-    methods = list(dict.fromkeys(r["method"] for r in runs[0].get("results", [])))
+        runs = run.get("runs", [run])
+        methods = list(dict.fromkeys(r["method"] for r in runs[0].get("results", [])))
+    except (OSError, json.JSONDecodeError, AttributeError, KeyError, TypeError) as err:
+        # Unreadable, not JSON, or JSON of another shape (a list, a result without
+        # its method): all one message.
+        raise ValueError(f"{path}: not a harness JSON file ({err!r})") from err
     if not methods:
         raise ValueError(f"{path}: holds no results")
     if method is None:
