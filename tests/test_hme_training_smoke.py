@@ -248,6 +248,11 @@ class HmeTrainingSmokeTests(SimpleTestCase):
             wider.width = 8
             with self.assertRaisesRegex(SystemExit, "the checkpoint has --width 4"):
                 hme_train.check_same_network(saved, wider, str(checkpoint))
+            # And one resumed on another learning-rate curve, which would load.
+            with self.assertRaisesRegex(SystemExit, "has --lr-horizon None, this run"):
+                hme_train.main(
+                    [*common, "--resume", str(checkpoint), "--lr-horizon", "1"]
+                )
 
             # Resuming a finished run skips training and exports the same weights.
             first = onnx_path.read_bytes()

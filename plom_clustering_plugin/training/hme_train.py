@@ -480,11 +480,19 @@ def main(argv: list[str] | None = None) -> int:
 #: The options that shape the network's weights, with their value in checkpoints
 #: written before the option existed.
 NETWORK_OPTIONS = {"width": 16, "deeper": 0, "input_scales": 2}
+#: The options that shape the learning-rate curve: the schedule is rebuilt from the
+#: command line on ``--resume`` (a LambdaLR keeps only its step), so another value
+#: would continue the run on another curve.
+SCHEDULE_OPTIONS = {"lr_horizon": None}
 
 
 def check_same_network(saved: dict, args: argparse.Namespace, path: str) -> None:
-    """Stop with a clear message when ``--resume`` names another network's checkpoint."""
-    for name, default in NETWORK_OPTIONS.items():
+    """Stop with a clear message when ``--resume`` names another run's checkpoint.
+
+    Another network (width, depth, input scales) could not load the weights; another
+    schedule (``--lr-horizon``) would load them and silently train on another curve.
+    """
+    for name, default in (NETWORK_OPTIONS | SCHEDULE_OPTIONS).items():
         if saved.get(name, default) != getattr(args, name):
             raise SystemExit(
                 f"--resume {path}: the checkpoint has --{name.replace('_', '-')}"
