@@ -95,12 +95,23 @@ class CompareTest(ToyDataTestCase):
         broken.write_text("{not json")
         shaped = Path(self.tmp.name, "a-list.json")
         shaped.write_text("[1, 2]")
+        # A file whose results lack their per-question scores.
+        bare = Path(self.tmp.name, "bare.json")
+        run = json.loads(self.base.read_text())
+        for seeded in run.get("runs", [run]):
+            for result in seeded["results"]:
+                del result["per_question"]
+        bare.write_text(json.dumps(run))
         cases = {
             "choose one": [str(self.both), str(self.base)],
             "has no method": [str(self.base), str(self.both), "--method", "nope"],
             "share no question": [str(self.base), str(self.other_seed)],
             "not a harness JSON": [str(broken), str(self.base)],
             "a-list.json: not a harness JSON": [str(self.base), str(shaped)],
+            "bare.json: not a harness JSON file with per-question": [
+                str(bare),
+                str(self.base),
+            ],
         }
         for message, argv in cases.items():
             with self.subTest(message=message):

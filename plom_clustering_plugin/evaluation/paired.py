@@ -77,6 +77,17 @@ def load_side(path: str | Path, method: str | None = None) -> Side:
         raise ValueError(
             f"{path} has no method {method!r}; it has {', '.join(methods)}"
         )
+    try:
+        return Side(method, _scores(runs, method))
+    except (KeyError, TypeError, ValueError) as err:
+        # A result without its questions (evaluate --json always writes them).
+        raise ValueError(
+            f"{path}: not a harness JSON file with per-question scores ({err!r})"
+        ) from err
+
+
+def _scores(runs: list[dict], method: str) -> dict:
+    """``method``'s per-question scores keyed by protocol, mode, seed and question."""
     scores = {}
     for seeded in runs:
         for result in seeded["results"]:
@@ -90,7 +101,7 @@ def load_side(path: str | Path, method: str | None = None) -> Side:
                     question["question"],
                 )
                 scores[key] = question
-    return Side(method, scores)
+    return scores
 
 
 def compare(base: Side, other: Side) -> list[PairedRow]:
