@@ -104,6 +104,23 @@ class PreprocessTest(SimpleTestCase):
         paler = answer_box(mark="circle", pen=215, width=2, noise=3)
         self.assertTrue(prepare(paler, answer_box()).is_blank)
 
+    def test_faint_writing_beside_a_dark_mark_is_read_at_the_lower_floor(self):
+        # The faint circle of the test above, and a short dark bar that alone survives
+        # INK_FLOOR: most of the crop's ink would be lost with the circle.
+        crop = answer_box(mark="circle", pen=200, width=2, noise=3)
+        crop[60:64, 300:316] = 10
+        prepared = prepare(crop, answer_box())
+        top, left, bottom, right = prepared.bbox
+        self.assertTrue(145 <= left <= 150 and 314 <= right <= 320, prepared.bbox)
+        self.assertLess(prepared.ink[prepared.ink > 0].min(), INK_FLOOR)
+
+    def test_crisp_writing_keeps_the_first_floor(self):
+        # A dark pen's anti-aliased edges hold some ink under the floor: not a reason
+        # to read the crop again.
+        prepared = prepare(answer_box(mark="cross", width=3, noise=3), answer_box())
+        self.assertFalse(prepared.is_blank)
+        self.assertGreaterEqual(prepared.ink[prepared.ink > 0].min(), INK_FLOOR)
+
     def test_a_misaligned_blurred_box_with_dust_stays_blank(self):
         # The box printed 2 px off and blurred, as after alignment and scanning: its
         # faint halo reaches past the first pass's template margin.
