@@ -115,8 +115,8 @@ class PreprocessTest(SimpleTestCase):
         self.assertLess(prepared.ink[prepared.ink > 0].min(), INK_FLOOR)
 
     def test_crisp_writing_keeps_the_first_floor(self):
-        # A dark pen's anti-aliased edges hold some ink under the floor: not a reason
-        # to read the crop again.
+        # A dark pen keeps nearly all its ink at the first floor: the crop is not read
+        # again, so no ink under that floor comes in.
         prepared = prepare(answer_box(mark="cross", width=3, noise=3), answer_box())
         self.assertFalse(prepared.is_blank)
         self.assertGreaterEqual(prepared.ink[prepared.ink > 0].min(), INK_FLOOR)

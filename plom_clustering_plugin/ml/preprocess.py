@@ -37,9 +37,9 @@ BLANK_MIN_INK = 15.0
 FAINT_INK_FLOOR = 0.12
 #: A crop is also read at that floor when it keeps less than this share of the ink it
 #: keeps there: a thin light stroke loses most of its length at :data:`INK_FLOOR` and
-#: only its darkest spots stay.  Clean expressions keep 0.91 or more at 0.25 (1st
-#: percentile of 938), while 61 of 938 scan-simulated ones kept under 0.7 (down to
-#: 0.05), and their embeddings fell to a cosine of 0-0.5 from the clean reading's.
+#: only its darkest spots stay.  Of 938 clean expressions none keeps under 0.7 (1st
+#: percentile 0.91), while 61 of 938 scan-simulated ones did (down to 0.05), and their
+#: embeddings fell to a cosine of 0-0.5 from the clean reading's.
 FAINT_SHARE = 0.7
 #: In that second reading printed ink is removed this far from its strokes: at 0.12 the
 #: blurred halo of a misaligned box line reaches past 3 pixels (13 % of scan-simulated

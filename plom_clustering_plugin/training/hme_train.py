@@ -16,9 +16,10 @@ symbol presence (BCE) plus a supervised-contrastive term that pulls two writings
 expression together (``hme_model``).  A checkpoint is written after every epoch to
 ``--ckpt-dir``; ``--resume`` continues it (with the checkpoint's network and
 ``--lr-horizon``: another value stops with a message), and ``--minutes`` stops a run
-early (it is still exported).  At the end the model is exported to ``<out>/hme-symbols-v<N>.onnx``,
-the clusterer's distances are calibrated on the training split, the validation split is
-scored (clean and scan-like), and ``hme-symbols-v<N>.entry.json`` is written.
+early (it is still exported).  At the end the model is exported to
+``<out>/hme-symbols-v<N>.onnx``, the clusterer's distances are calibrated on the
+training split, the validation split is scored (clean and scan-like), and
+``hme-symbols-v<N>.entry.json`` is written.
 
 ``--scan-share`` of each batch is drawn from a second copy of the training images that
 went through the evaluation harness's scan simulation and template removal, rendered
