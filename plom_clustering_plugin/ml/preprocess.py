@@ -121,7 +121,7 @@ def ink_level(image: np.ndarray) -> np.ndarray:
 
 def above_floor(ink: np.ndarray, floor: float = INK_FLOOR) -> np.ndarray:
     """A copy of ``ink`` with levels below ``floor`` set to paper."""
-    return np.where(ink < floor, np.float32(0.0), ink).astype(np.float32)
+    return np.where(ink < floor, np.float32(0.0), ink).astype(np.float32, copy=False)
 
 
 def ink_map(image: np.ndarray) -> np.ndarray:
@@ -191,19 +191,14 @@ def prepare(image: np.ndarray, reference: np.ndarray | None = None) -> PreparedC
         raise ValueError("empty crop: the answer rectangle has no pixels")
     ink = _clean(level, reference, INK_FLOOR, TEMPLATE_DILATION, MIN_SPECK_PIXELS)
     amount = float(ink.sum())
-    # The faint reading keeps at most the ink above its floor off the printed template:
-    # where the first reading already holds FAINT_SHARE of that, it is not computed.
-    if amount < BLANK_MIN_INK or amount < FAINT_SHARE * _faint_bound(level, reference):
-        # Faint writing: what survives a lower floor, a wider template margin and a
-        # larger speck size is written (the crop stays blank if nothing does).
-        faint = _clean(
-            level,
-            reference,
-            FAINT_INK_FLOOR,
-            FAINT_TEMPLATE_DILATION,
-            FAINT_MIN_SPECK_PIXELS,
-        )
-        if amount < BLANK_MIN_INK or amount < FAINT_SHARE * float(faint.sum()):
+    # Faint writing: what survives a lower floor, a wider template margin and a larger
+    # speck size is written (the crop stays blank if nothing does).  Speck removal only
+    # takes ink away, so where the faint ink before it is too little to switch, it is
+    # skipped.
+    faint = _off_template(level, reference, FAINT_INK_FLOOR, FAINT_TEMPLATE_DILATION)
+    if _reads_faint(amount, float(faint.sum())):
+        faint = remove_specks(faint, FAINT_MIN_SPECK_PIXELS)
+        if _reads_faint(amount, float(faint.sum())):
             ink = faint
             amount = float(ink.sum())
     rows = np.flatnonzero(ink.any(axis=1))
@@ -219,12 +214,19 @@ def prepare(image: np.ndarray, reference: np.ndarray | None = None) -> PreparedC
     )
 
 
-def _faint_bound(level: np.ndarray, reference: np.ndarray | None) -> float:
-    """The most ink the faint reading can keep: above its floor, off the template."""
-    kept = level >= FAINT_INK_FLOOR
+def _reads_faint(amount: float, faint_amount: float) -> bool:
+    """Whether a crop keeping ``amount`` ink is read at the faint floor instead."""
+    return amount < BLANK_MIN_INK or amount < FAINT_SHARE * faint_amount
+
+
+def _off_template(
+    level: np.ndarray, reference: np.ndarray | None, floor: float, dilation: int
+) -> np.ndarray:
+    """Ink above ``floor`` with printed template ink removed."""
+    ink = above_floor(level, floor)
     if reference is not None:
-        kept &= ~template_mask(reference, level.shape, FAINT_TEMPLATE_DILATION)
-    return float(level[kept].sum())
+        ink[template_mask(reference, ink.shape, dilation)] = 0.0
+    return ink
 
 
 def _clean(
@@ -235,10 +237,7 @@ def _clean(
     min_speck: int,
 ) -> np.ndarray:
     """Ink above ``floor``, printed template ink and specks removed."""
-    ink = above_floor(level, floor)
-    if reference is not None:
-        ink[template_mask(reference, ink.shape, dilation)] = 0.0
-    return remove_specks(ink, min_speck)
+    return remove_specks(_off_template(level, reference, floor, dilation), min_speck)
 
 
 def fit_to_canvas(ink: np.ndarray, height: int, width: int) -> np.ndarray:
