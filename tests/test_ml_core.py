@@ -32,6 +32,7 @@ from plom_clustering_plugin.ml.preprocess import (
     ink_level,
     paper_level,
     prepare,
+    remove_specks,
     to_gray,
 )
 
@@ -83,6 +84,23 @@ class PreprocessTest(SimpleTestCase):
         crop = answer_box()
         crop[50:53, 200:203] = 0  # a 9-pixel speck
         self.assertTrue(prepare(crop, answer_box()).is_blank)
+
+    def test_specks_near_writing_are_kept_only_within_reach(self):
+        ink = np.zeros((60, 200), np.float32)
+        ink[20:40, 20:24] = 1.0  # the stem of an i: writing
+        ink[12:14, 21:23] = 1.0  # its dot, 6 px above
+        ink[30:32, 150:152] = 1.0  # dust far from writing
+        kept = remove_specks(ink, reach=10)
+        self.assertTrue(kept[12:14, 21:23].all())
+        self.assertFalse(kept[30:32, 150:152].any())
+        self.assertTrue(kept[20:40, 20:24].all())
+        # Out of reach, or with no reach at all, the dot goes with the dust.
+        self.assertFalse(remove_specks(ink, reach=5)[12:14, 21:23].any())
+        self.assertFalse(remove_specks(ink, reach=0)[12:14, 21:23].any())
+        # With no writing at all, nothing is near: every speck goes.
+        lone = np.zeros_like(ink)
+        lone[12:14, 21:23] = 1.0
+        self.assertFalse(remove_specks(lone, reach=50).any())
 
     def test_a_mark_is_kept_and_cut_to_its_box(self):
         prepared = prepare(answer_box(mark="circle"), answer_box())
