@@ -102,6 +102,7 @@ class HmeTrainingSmokeTests(SimpleTestCase):
             common += ["--synth-fonts", ",".join(plom_fonts()[:2])]
             common += ["--calib-share", "0.3", "--synth-symbols", "1"]
             common += ["--lone-boost", "2", "--hard-share", "0.5"]
+            common += ["--dot-reach", "8"]
             # CPU time, not wall time: CI machines are shared and the budget is ours.
             started = time.process_time()
             with redirect_stdout(io.StringIO()) as log:
@@ -158,6 +159,9 @@ class HmeTrainingSmokeTests(SimpleTestCase):
                 read = HmeEmbedder.from_files(*files).embed([prepare(gray)])
                 return read_entry(files[1]), read
 
+            # The run's images kept their dots: every model made from it says so.
+            self.assertEqual(entry.input.dot_reach, 8)
+            self.assertIn("specks within 8 px of writing kept", entry.description)
             # The views wrapper on the same run: same input, same width, own entry.
             wrapped, read = derived(hme_views, "3v", "--model", str(onnx_path))
             self.assertEqual(wrapped.input, entry.input)
@@ -252,6 +256,12 @@ class HmeTrainingSmokeTests(SimpleTestCase):
             with self.assertRaisesRegex(SystemExit, "has --lr-horizon None, this run"):
                 hme_train.main(
                     [*common, "--resume", str(checkpoint), "--lr-horizon", "1"]
+                )
+
+            # And one resumed on images with other specks kept.
+            with self.assertRaisesRegex(SystemExit, "has --dot-reach 8, this run"):
+                hme_train.main(
+                    [*common, "--resume", str(checkpoint), "--dot-reach", "0"]
                 )
 
             # Resuming a finished run skips training and exports the same weights.

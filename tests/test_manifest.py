@@ -77,6 +77,10 @@ class ManifestParsingTest(SimpleTestCase):
         self.assertEqual(entry.input.normalisation.ink, "black-on-white")
         self.assertEqual(entry.input.normalisation.range, (-1.0, 1.0))
         self.assertEqual(entry.input.normalisation.std, 0.25)
+        self.assertEqual(entry.input.dot_reach, 0)  # not given: every speck removed
+        entries = copy.deepcopy(self.entries)
+        entries[2]["input"]["dot_reach"] = 20
+        self.assertEqual(self.load(entries).get_entry("hme", "1").input.dot_reach, 20)
         self.assertEqual(entry.output.labels, ("A", "B", "C"))
         self.assertEqual(entry.same_answer_distance, 0.2)
         self.assertEqual(parsed.get_entry("letters", "2").same_answer_distance, 0.1)
@@ -181,6 +185,10 @@ class ManifestParsingTest(SimpleTestCase):
             (("input", "shape"), [-1, 1, 0, 8], "models[1].input.shape[2] must be"),
             (("input", "dtype"), "int8", "models[1].input.dtype must be one of"),
             (("input", "name"), 3, "models[1].input.name must be a string"),
+            (("input", "dot_reach"), -1, "models[1].input.dot_reach must be a whole"),
+            (("input", "dot_reach"), 2.5, "models[1].input.dot_reach must be a whole"),
+            (("input", "dot_reach"), True, "models[1].input.dot_reach must be a whole"),
+            (("input", "dot_reach"), 101, "models[1].input.dot_reach must be a whole"),
             (("output", "meaning"), "scores", "models[1].output.meaning must be one"),
             (("output", "labels"), [1, 2], "models[1].output.labels must be a list"),
         ]

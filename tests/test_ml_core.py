@@ -412,6 +412,20 @@ class PipelineTest(SimpleTestCase):
         self.assertIn(("embedding", 6, 6), seen)
         self.assertEqual(seen[-1], ("clustering", 1, 1))
 
+    def test_crops_keep_the_specks_their_embedder_was_trained_with(self):
+        crop = np.full((60, 120), 255, np.uint8)
+        crop[30:33, 40:44] = 0  # a 12-pixel stroke: writing, but under the blank floor
+        crop[25:27, 41:43] = 0  # and a 4-pixel dot above it
+        states = {}
+        for reach in (0, 10):
+            embedder = PixelEmbedder()
+            embedder.dot_reach = reach
+            pipeline = Pipeline(embedder)
+            pipeline.add("a", crop)
+            pipeline.add("b", crop)
+            states[reach] = {answer.state for answer in pipeline.finish().answers}
+        self.assertEqual(states, {0: {BLANK}, 10: {ANSWERED}})
+
     def test_unknown_problem_state_is_refused(self):
         with self.assertRaisesMessage(ValueError, "unknown problem state"):
             Pipeline(PixelEmbedder()).add_problem(1, "lost", "?")

@@ -185,13 +185,13 @@ def labels_from_pipeline(result: PipelineResult, count: int) -> Clustered:
 
 
 def _prepare_all(
-    crops: Sequence[np.ndarray], reference: np.ndarray | None
+    crops: Sequence[np.ndarray], reference: np.ndarray | None, dot_reach: int = 0
 ) -> list[PreparedCrop | None]:
     """The project's preprocessing of every crop; None where it cannot be read."""
     prepared: list[PreparedCrop | None] = []
     for crop in crops:
         try:
-            prepared.append(prepare(crop, reference))
+            prepared.append(prepare(crop, reference, dot_reach=dot_reach))
         except ValueError:
             prepared.append(None)
     return prepared
@@ -263,7 +263,9 @@ class PipelineMethod:
             for i, crop in enumerate(crops):
                 pipeline.add(i, crop)
             return labels_from_pipeline(pipeline.finish(), len(crops))
-        prepared = _prepare_all(crops, reference)
+        prepared = _prepare_all(
+            crops, reference, getattr(self.embedder, "dot_reach", 0)
+        )
         written = _written(prepared)
         if len(written) < 2:
             return _with_blanks(prepared, written, [0] * len(written))

@@ -29,7 +29,8 @@ class Embedder(Protocol):
         same_answer_distance: cosine distance under which two answers are surely the same;
             the clusterer uses it to recognise a question where everyone agrees.
             An embedder may also set ``different_answer_distance``, above which two
-            answers are never grouped (default 0.5).
+            answers are never grouped (default 0.5), and ``dot_reach``, the
+            ``dot_reach`` its crops are prepared with (default 0).
     """
 
     name: str

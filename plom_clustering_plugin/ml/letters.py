@@ -317,6 +317,7 @@ class LetterEmbedder:
         self.name = entry.name
         self.version = entry.version
         self.sha256: str | None = entry.sha256
+        self.dot_reach = entry.input.dot_reach
         self.class_names = list(LETTERS)
         self.same_answer_distance = entry.same_answer_distance
         calibrated = entry.metrics.get("review_confidence", DEFAULT_REVIEW_CONFIDENCE)

@@ -28,6 +28,8 @@ PACKAGED_MANIFEST = Path(__file__).resolve().parent.parent / "weights_manifest.j
 DTYPES = ("float32", "float16", "float64")
 MEANINGS = ("probabilities", "logits", "embedding")
 INK_POLARITIES = ("white-on-black", "black-on-white")
+#: A larger ``input.dot_reach`` would keep scan dust a whole letter away from writing.
+MAX_DOT_REACH = 100
 DEFAULT_SAME_ANSWER_DISTANCE = 0.1
 #: Cosine distance beyond which two answers are surely different, when an entry has none
 #: (also the clusterer's default; defined here so that reading the manifest, as Django's
@@ -87,12 +89,16 @@ class InputSpec:
             batch axis must be dynamic, the canvas ``H x W`` fixed).
         dtype: numpy dtype name of the input tensor.
         normalisation: how the ink map is scaled before it goes in.
+        dot_reach: specks within this many pixels of writing are kept when the crop
+            is cleaned (``dot_reach`` of :func:`~.preprocess.prepare`); 0, the
+            default, removes every speck, as the networks up to v31 were trained.
     """
 
     name: str
     shape: tuple[int | None, ...]
     dtype: str
     normalisation: Normalisation
+    dot_reach: int = 0
 
     @property
     def canvas(self) -> tuple[int, int]:
@@ -444,11 +450,20 @@ def _parse_input(check: _Checker, where: str, raw: Any) -> InputSpec:
     )
     dtype = raw.get("dtype")
     check.that(dtype in DTYPES, f"{where}.dtype", f"must be one of {', '.join(DTYPES)}")
+    dot_reach = raw.get("dot_reach", 0)
+    check.that(
+        isinstance(dot_reach, int)
+        and not isinstance(dot_reach, bool)
+        and 0 <= dot_reach <= MAX_DOT_REACH,
+        f"{where}.dot_reach",
+        f"must be a whole number of pixels from 0 to {MAX_DOT_REACH}",
+    )
     return InputSpec(
         name,
         tuple(dims),
         dtype,
         _parse_normalisation(check, f"{where}.normalisation", raw),
+        dot_reach,
     )
 
 

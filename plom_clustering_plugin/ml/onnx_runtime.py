@@ -188,6 +188,7 @@ class OnnxEmbedder:
         self.class_names = list(entry.output.labels) if entry.output.labels else None
         self.same_answer_distance = entry.same_answer_distance
         self.different_answer_distance = entry.different_answer_distance
+        self.dot_reach = entry.input.dot_reach
         if "review_confidence" in entry.metrics:  # calibrated with the model
             self.review_confidence = float(entry.metrics["review_confidence"])
         self._output_name = session.get_outputs()[0].name

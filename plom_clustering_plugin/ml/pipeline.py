@@ -128,6 +128,7 @@ class Pipeline:
             )
         self.clusterer = clusterer
         self.reference = reference
+        self.dot_reach = getattr(embedder, "dot_reach", 0)
         self.review_confidence = review_confidence
         self.batch_size = max(1, int(batch_size))
         self.progress = progress or (lambda stage, done, total: None)
@@ -137,7 +138,7 @@ class Pipeline:
     def add(self, key: Hashable, crop: np.ndarray) -> None:
         """Preprocess one crop now and keep only its small ink map."""
         try:
-            prepared = prepare(crop, self.reference)
+            prepared = prepare(crop, self.reference, dot_reach=self.dot_reach)
         except ValueError as err:
             self.add_problem(key, UNREADABLE, str(err))
             return

@@ -47,10 +47,6 @@ FAINT_SHARE = 0.7
 FAINT_TEMPLATE_DILATION = 5
 #: ...and specks are this large: a blurred dust speck spans up to 20 pixels at 0.12.
 FAINT_MIN_SPECK_PIXELS = 24
-#: Specks within this many pixels of writing are kept as part of it (the dot of an
-#: ``i``, a short ``=`` bar in a thin pen); 0 removes every speck.  Networks up to v31
-#: were trained with every speck removed, so it stays 0 until one is trained without.
-DOT_REACH = 0
 #: Margin kept around the ink's bounding box, in pixels.
 BBOX_MARGIN = 2
 
@@ -167,15 +163,16 @@ def _compute_template_mask(
 
 
 def remove_specks(
-    ink: np.ndarray, min_pixels: int = MIN_SPECK_PIXELS, reach: int | None = None
+    ink: np.ndarray, min_pixels: int = MIN_SPECK_PIXELS, reach: int = 0
 ) -> np.ndarray:
     """Zero connected ink components smaller than ``min_pixels``.
 
     Args:
         ink: the ink map.
         min_pixels: components this large or larger are writing.
-        reach: a small component with a pixel within this many pixels (in both
-            directions) of writing is kept; None takes :data:`DOT_REACH`.
+        reach: a small component with a pixel within this many pixels (across and
+            down) of writing is kept, as the dot of an ``i`` or a short ``=`` bar in
+            a thin pen; 0 removes every small component.
     """
     labels, count = ndimage.label(ink > 0)
     if count == 0:
@@ -183,7 +180,6 @@ def remove_specks(
     sizes = np.bincount(labels.ravel())
     small = sizes < min_pixels
     small[0] = False
-    reach = DOT_REACH if reach is None else reach
     if reach > 0 and small.any():
         writing = (labels > 0) & ~small[labels]
         near = ndimage.maximum_filter(writing, size=2 * reach + 1)
@@ -194,13 +190,17 @@ def remove_specks(
     return cleaned
 
 
-def prepare(image: np.ndarray, reference: np.ndarray | None = None) -> PreparedCrop:
+def prepare(
+    image: np.ndarray, reference: np.ndarray | None = None, *, dot_reach: int = 0
+) -> PreparedCrop:
     """Preprocess one scanned answer crop.
 
     Args:
         image: the scanned crop (grey, RGB or RGBA), as cut by Plom.
         reference: the same rectangle cut from the blank reference page, whose printed
             ink (box lines, "Answer:" labels) is removed from ``image``.  None skips it.
+        dot_reach: specks this close to writing are kept (:func:`remove_specks`); a
+            model's input spec says what it was trained with.
 
     Returns:
         The cleaned ink cut to its bounding box, and whether the crop is blank.
@@ -208,7 +208,11 @@ def prepare(image: np.ndarray, reference: np.ndarray | None = None) -> PreparedC
     level = ink_level(image)
     if level.size == 0:
         raise ValueError("empty crop: the answer rectangle has no pixels")
-    ink = _clean(level, reference, INK_FLOOR, TEMPLATE_DILATION, MIN_SPECK_PIXELS)
+    ink = remove_specks(
+        _off_template(level, reference, INK_FLOOR, TEMPLATE_DILATION),
+        MIN_SPECK_PIXELS,
+        dot_reach,
+    )
     amount = float(ink.sum())
     # Faint writing: what survives a lower floor, a wider template margin and a larger
     # speck size is written (the crop stays blank if nothing does).  Speck removal only
@@ -216,7 +220,7 @@ def prepare(image: np.ndarray, reference: np.ndarray | None = None) -> PreparedC
     # skipped.
     faint = _off_template(level, reference, FAINT_INK_FLOOR, FAINT_TEMPLATE_DILATION)
     if _reads_faint(amount, float(faint.sum())):
-        faint = remove_specks(faint, FAINT_MIN_SPECK_PIXELS)
+        faint = remove_specks(faint, FAINT_MIN_SPECK_PIXELS, dot_reach)
         if _reads_faint(amount, float(faint.sum())):
             ink = faint
             amount = float(ink.sum())
@@ -246,17 +250,6 @@ def _off_template(
     if reference is not None:
         ink[template_mask(reference, ink.shape, dilation)] = 0.0
     return ink
-
-
-def _clean(
-    level: np.ndarray,
-    reference: np.ndarray | None,
-    floor: float,
-    dilation: int,
-    min_speck: int,
-) -> np.ndarray:
-    """Ink above ``floor``, printed template ink and specks removed."""
-    return remove_specks(_off_template(level, reference, floor, dilation), min_speck)
 
 
 def fit_to_canvas(ink: np.ndarray, height: int, width: int) -> np.ndarray:

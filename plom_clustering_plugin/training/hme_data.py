@@ -109,12 +109,17 @@ def to_canvas(crop: PreparedCrop, canvas: tuple[int, int]) -> np.ndarray:
     return np.round(np.clip(ink, 0, 1) * 255).astype(np.uint8)
 
 
-def render(path: Path, canvas: tuple[int, int] = CANVAS) -> np.ndarray:
+def render(
+    path: Path, canvas: tuple[int, int] = CANVAS, dot_reach: int = 0
+) -> np.ndarray:
     """One image as the run-time pipeline sees it, on the canvas, as uint8 ink."""
-    return to_canvas(prepare(np.asarray(Image.open(path).convert("L"))), canvas)
+    gray = np.asarray(Image.open(path).convert("L"))
+    return to_canvas(prepare(gray, dot_reach=dot_reach), canvas)
 
 
-def render_scanned(paths: list[Path], canvas: tuple[int, int], seed: int) -> np.ndarray:
+def render_scanned(
+    paths: list[Path], canvas: tuple[int, int], seed: int, dot_reach: int = 0
+) -> np.ndarray:
     """Images through the harness's scan simulation and template removal, as canvases.
 
     Training on these teaches the net what a scanned answer box leaves behind (thick or
@@ -128,7 +133,8 @@ def render_scanned(paths: list[Path], canvas: tuple[int, int], seed: int) -> np.
     out = []
     for path in paths:
         gray = np.asarray(Image.open(path).convert("L"))
-        out.append(to_canvas(prepare(scanify(gray, layout, rng), reference), canvas))
+        scanned = scanify(gray, layout, rng)
+        out.append(to_canvas(prepare(scanned, reference, dot_reach=dot_reach), canvas))
     return np.stack(out)
 
 
@@ -137,9 +143,13 @@ def cached(cache: Path | None, make) -> np.ndarray:
     return cached_arrays(cache, lambda: {"canvases": make()})["canvases"]
 
 
-def data_key(data: str | Path, count: int, canvas: tuple[int, int]) -> str:
-    """Names the caches rendered from one data folder (its path, rows and canvas)."""
+def data_key(
+    data: str | Path, count: int, canvas: tuple[int, int], dot_reach: int = 0
+) -> str:
+    """Names the caches rendered from one data folder (its path, rows, canvas, reach)."""
     text = f"{Path(data).resolve()}:{count}:{canvas}"
+    if dot_reach:  # caches made before the option keep their names
+        text += f":dots{dot_reach}"
     return hashlib.sha1(text.encode()).hexdigest()[:12]
 
 
@@ -152,9 +162,12 @@ def load_set(
     rows: list[tuple[Path, str]],
     cache: Path | None = None,
     canvas: tuple[int, int] = CANVAS,
+    dot_reach: int = 0,
 ) -> HmeSet:
     """Render (or reload from ``cache``, an ``.npz``) the canvases of ``rows``."""
-    canvases = cached(cache, lambda: np.stack([render(p, canvas) for p, _ in rows]))
+    canvases = cached(
+        cache, lambda: np.stack([render(p, canvas, dot_reach) for p, _ in rows])
+    )
     latex = [t for _, t in rows]
     return HmeSet(canvases, latex, expression_groups(latex))
 
@@ -170,6 +183,7 @@ class TrainingData:
         train: rows trained on.
         calibration: rows held out to calibrate the distances (may be empty).
         val: rows of the validation expressions.
+        dot_reach: the ``dot_reach`` the images were prepared with.
     """
 
     rows: list[tuple[Path, str]]
@@ -178,6 +192,7 @@ class TrainingData:
     train: list[int]
     calibration: list[int]
     val: list[int]
+    dot_reach: int = 0
 
     def sets(self) -> tuple[HmeSet, HmeSet | None, HmeSet]:
         """The training, calibration (None when no rows) and validation images."""
@@ -199,16 +214,17 @@ def load_training_data(
     val_share: float,
     calib_share: float,
     seed: int,
+    dot_reach: int = 0,
 ) -> TrainingData:
     """Render ``data`` (or reload it from ``cache_dir``) and split it as training did."""
     rows = read_labels(data)
-    key = data_key(data, len(rows), canvas)
+    key = data_key(data, len(rows), canvas, dot_reach)
     cache = canvas_cache(Path(cache_dir), key) if cache_dir else None
-    everything = load_set(rows, cache, canvas)
+    everything = load_set(rows, cache, canvas, dot_reach)
     train, calibration, val = training_splits(
         everything.latex, val_share, calib_share, seed
     )
-    return TrainingData(rows, everything, key, train, calibration, val)
+    return TrainingData(rows, everything, key, train, calibration, val, dot_reach)
 
 
 def add_source_split_options(parser: argparse.ArgumentParser) -> None:
@@ -264,9 +280,12 @@ def add_derived_model_options(parser: argparse.ArgumentParser) -> None:
 
 
 def load_source_split(
-    args: argparse.Namespace, canvas: tuple[int, int]
+    args: argparse.Namespace, canvas: tuple[int, int], dot_reach: int = 0
 ) -> TrainingData:
-    """:func:`load_training_data` as :func:`add_source_split_options` asked."""
+    """:func:`load_training_data` as :func:`add_source_split_options` asked.
+
+    ``canvas`` and ``dot_reach`` are the source model's (its entry's input spec).
+    """
     return load_training_data(
         args.data,
         canvas,
@@ -274,6 +293,7 @@ def load_source_split(
         val_share=args.val_share,
         calib_share=args.calib_share,
         seed=args.seed,
+        dot_reach=dot_reach,
     )
 
 
@@ -290,7 +310,7 @@ def scanned_copies(
         if cache_dir
         else None
     )
-    return cached(cache, lambda: render_scanned(paths, canvas, seed))
+    return cached(cache, lambda: render_scanned(paths, canvas, seed, data.dot_reach))
 
 
 def subset(data: HmeSet, rows: list[int]) -> HmeSet:

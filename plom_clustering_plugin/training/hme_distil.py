@@ -207,6 +207,9 @@ def main(argv: list[str] | None = None) -> int:
     if teacher_entry.input.canvas != canvas:
         print("error: the teacher reads another canvas size", file=sys.stderr)
         return 2
+    if teacher_entry.input.dot_reach != entry.input.dot_reach:
+        print("error: the teacher's crops keep other specks", file=sys.stderr)
+        return 2
     try:
         onnx_path = hme_data.derived_onnx_path(
             args, [student_path, teacher_path], "an input model"
@@ -218,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     net, loaded = load_student(student_path, canvas, args.threads)
     print(f"loaded {student_path} (against onnxruntime: {loaded:.1e})", flush=True)
 
-    data = hme_data.load_source_split(args, canvas)
+    data = hme_data.load_source_split(args, canvas, entry.input.dot_reach)
     if args.smoke:
         data = replace(data, train=data.train[:48])
     scanned = hme_data.scanned_copies(data, canvas, args.seed, args.cache_dir)

@@ -172,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print(f"wrote {onnx_path} (against numpy: {difference:.1e})", flush=True)
 
-    data = hme_data.load_source_split(args, canvas)
+    data = hme_data.load_source_split(args, canvas, entries[0].input.dot_reach)
     names = " and ".join(f"v{e.version} (sha256 {e.sha256[:12]})" for e in entries)
     write_derived(
         onnx_path,

@@ -78,8 +78,14 @@ def write_entry(
     same_answer_distance: float,
     different_answer_distance: float,
     description: str,
+    dot_reach: int = 0,
 ) -> Path:
-    """Write ``<model>.entry.json`` next to the ONNX file, in the manifest's schema."""
+    """Write ``<model>.entry.json`` next to the ONNX file, in the manifest's schema.
+
+    ``dot_reach`` goes into the input spec when it is not 0 (the crops' specks near
+    writing kept, as the network was trained), so earlier entries keep their bytes.
+    """
+    reading = {"dot_reach": dot_reach} if dot_reach else {}
     entry = {
         "name": "hme-symbols",
         "version": version,
@@ -97,6 +103,7 @@ def write_entry(
                 "mean": 0.0,
                 "std": 1.0,
             },
+            **reading,
         },
         "output": {"meaning": "embedding", "labels": None},
         "licence": (

@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    data = hme_data.load_source_split(args, entry.input.canvas)
+    data = hme_data.load_source_split(args, entry.input.canvas, entry.input.dot_reach)
     train, calibration, _ = data.sets()
     rows = range_rows(len(train), args.range_images, args.seed)
     ranges = to_input(train.canvases[rows]).numpy()

@@ -29,7 +29,9 @@ from .hme_augment import augment
 CALIBRATION_IMAGES = 1500
 
 
-def _crops(paths: list[Path], scan: bool, seed: int) -> list[PreparedCrop]:
+def _crops(
+    paths: list[Path], scan: bool, seed: int, dot_reach: int
+) -> list[PreparedCrop]:
     """Prepared crops of images, clean or through the harness's scan simulation."""
     rng = np.random.default_rng(seed)
     layout = LAYOUTS["hme"]
@@ -37,7 +39,8 @@ def _crops(paths: list[Path], scan: bool, seed: int) -> list[PreparedCrop]:
     crops = []
     for path in paths:
         gray = np.asarray(Image.open(path).convert("L"))
-        crops.append(prepare(scanify(gray, layout, rng) if scan else gray, reference))
+        image = scanify(gray, layout, rng) if scan else gray
+        crops.append(prepare(image, reference, dot_reach=dot_reach))
     return crops
 
 
@@ -148,6 +151,11 @@ def final_report(
                 else ""
             )
             + (
+                f", specks within {args.dot_reach} px of writing kept"
+                if args.dot_reach
+                else ""
+            )
+            + (
                 f", {args.synth_share:.0%} of anchors typeset in handwriting fonts"
                 if synthetic
                 else ""
@@ -172,7 +180,7 @@ def final_report(
     )
     return calibrate_and_validate(
         onnx_path,
-        args.canvas,
+        (args.canvas, args.dot_reach),
         kwargs,
         train=train,
         calibration=calibration,
@@ -187,7 +195,7 @@ def final_report(
 
 def calibrate_and_validate(
     onnx_path: Path,
-    canvas: tuple[int, int],
+    reading: tuple[tuple[int, int], int],
     entry_fields: dict,
     *,
     train: hme_data.HmeSet,
@@ -201,13 +209,16 @@ def calibrate_and_validate(
 ) -> dict:
     """Choose the clusterer's distances, score validation and write the entry.
 
-    ``entry_fields`` are :func:`~.hme_export.write_entry`'s descriptive keywords
-    (version, command, seed, training data, description).  Returns the metrics.
+    ``reading`` is the model's canvas and ``dot_reach``; ``entry_fields`` are
+    :func:`~.hme_export.write_entry`'s descriptive keywords (version, command, seed,
+    training data, description).  Returns the metrics.
     """
+    canvas, dot_reach = reading
     count = 3 if smoke else 20
     entry_path = hme_export.write_entry(
         onnx_path,
         canvas,
+        dot_reach=dot_reach,
         metrics={},
         same_answer_distance=0.08,
         different_answer_distance=DEFAULT_DIFFERENT_ANSWER_DISTANCE,
@@ -242,7 +253,7 @@ def calibrate_and_validate(
     }
     if val_paths:
         for scan in (False,) if smoke else (False, True):
-            crops = _crops(val_paths, scan, seed)
+            crops = _crops(val_paths, scan, seed, dot_reach)
             vecs = embedder.embed(crops)
             name = "val_scan" if scan else "val_clean"
             metrics[name] = {
@@ -261,6 +272,7 @@ def calibrate_and_validate(
     entry_path = hme_export.write_entry(
         onnx_path,
         canvas,
+        dot_reach=dot_reach,
         metrics=metrics,
         same_answer_distance=same,
         different_answer_distance=different,
@@ -304,7 +316,7 @@ def write_derived(
     train, calibration, val = data.sets()
     return calibrate_and_validate(
         onnx_path,
-        source.input.canvas,
+        (source.input.canvas, source.input.dot_reach),
         fields,
         train=train,
         calibration=calibration,

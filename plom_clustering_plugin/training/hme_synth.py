@@ -162,8 +162,11 @@ def render_synthetic(
     copies: int,
     canvas: tuple[int, int],
     seed: int,
+    dot_reach: int = 0,
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """``copies`` renders of each expression, in distinct random fonts.
+
+    Each render is prepared as a scanned crop is, keeping specks within ``dot_reach``.
 
     Returns:
         Clean canvases, scan-simulated canvases of the same renders (the harness's
@@ -186,9 +189,10 @@ def render_synthetic(
                 gray = typesetter.draw(text, int(font), rng)
             except ValueError:  # also mathtext's ParseException, a ValueError
                 break
-            clean.append(to_canvas(prepare(gray), canvas))
+            clean.append(to_canvas(prepare(gray, dot_reach=dot_reach), canvas))
+            scan = scanify(gray, layout, rng)
             scanned.append(
-                to_canvas(prepare(scanify(gray, layout, rng), reference), canvas)
+                to_canvas(prepare(scan, reference, dot_reach=dot_reach), canvas)
             )
             rows.append(text)
     if not rows:

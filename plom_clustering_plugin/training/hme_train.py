@@ -165,6 +165,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--scan-share", type=float, default=0.5, help="share of scan-simulated images"
     )
     parser.add_argument(
+        "--dot-reach",
+        type=count,
+        default=0,
+        help="keep specks within this many pixels of writing (dots of i, short ="
+        " bars) in every training image; written to the entry's input spec so that"
+        " crops are prepared alike at run time (0: every speck removed, as up to v31)",
+    )
+    parser.add_argument(
         "--zoom-out",
         type=zoom_factor,
         default=1.0,
@@ -311,6 +319,7 @@ def main(argv: list[str] | None = None) -> int:
         val_share=0.0 if args.all_data else args.val_share,
         calib_share=args.calib_share,
         seed=args.seed,
+        dot_reach=args.dot_reach,
     )
     train, calibration, val = data.sets()
     scanned = None
@@ -486,15 +495,19 @@ NETWORK_OPTIONS = {"width": 16, "deeper": 0, "input_scales": 2}
 #: command line on ``--resume`` (a LambdaLR keeps only its step), so another value
 #: would continue the run on another curve.
 SCHEDULE_OPTIONS = {"lr_horizon": None}
+#: The options that change what the images hold: the renders are cached by them, but a
+#: resumed run would go on learning other inputs than its first epochs did.
+INPUT_OPTIONS = {"dot_reach": 0}
 
 
 def check_same_network(saved: dict, args: argparse.Namespace, path: str) -> None:
     """Stop with a clear message when ``--resume`` names another run's checkpoint.
 
     Another network (width, depth, input scales) could not load the weights; another
-    schedule (``--lr-horizon``) would load them and silently train on another curve.
+    schedule (``--lr-horizon``) or input (``--dot-reach``) would load them and
+    silently train on another curve or other images.
     """
-    for name, default in (NETWORK_OPTIONS | SCHEDULE_OPTIONS).items():
+    for name, default in (NETWORK_OPTIONS | SCHEDULE_OPTIONS | INPUT_OPTIONS).items():
         if saved.get(name, default) != getattr(args, name):
             raise SystemExit(
                 f"--resume {path}: the checkpoint has --{name.replace('_', '-')}"
@@ -613,7 +626,7 @@ def add_synthetic(
 
         def render(texts=texts, copies=copies, seed=seed) -> dict[str, np.ndarray]:
             clean, scan, rows = hme_synth.render_synthetic(
-                texts, fonts, copies, args.canvas, seed
+                texts, fonts, copies, args.canvas, seed, args.dot_reach
             )
             return {"clean": clean, "scanned": scan, "latex": np.array(rows)}
 

@@ -200,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print(f"wrote {onnx_path} (against numpy: {difference:.1e})", flush=True)
 
-    data = hme_data.load_source_split(args, canvas)
+    data = hme_data.load_source_split(args, canvas, entry.input.dot_reach)
     sizes = ", ".join(str(s) for s in args.shrink)
     write_derived(
         onnx_path,
