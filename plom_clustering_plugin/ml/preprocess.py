@@ -183,8 +183,7 @@ def remove_specks(
     if reach > 0 and small.any():
         writing = (labels > 0) & ~small[labels]
         near = ndimage.maximum_filter(writing, size=2 * reach + 1)
-        small[np.unique(labels[near])] = False
-        small[0] = False
+        small[labels[near]] = False
     cleaned = ink.copy()
     cleaned[small[labels]] = 0.0
     return cleaned

@@ -180,7 +180,7 @@ def final_report(
     )
     return calibrate_and_validate(
         onnx_path,
-        (args.canvas, args.dot_reach),
+        args.canvas,
         kwargs,
         train=train,
         calibration=calibration,
@@ -190,12 +190,13 @@ def final_report(
         threads=args.threads,
         smoke=args.smoke,
         training=extra | {"history_tail": history[-3:]},
+        dot_reach=args.dot_reach,
     )
 
 
 def calibrate_and_validate(
     onnx_path: Path,
-    reading: tuple[tuple[int, int], int],
+    canvas: tuple[int, int],
     entry_fields: dict,
     *,
     train: hme_data.HmeSet,
@@ -206,14 +207,14 @@ def calibrate_and_validate(
     threads: int,
     smoke: bool,
     training: dict,
+    dot_reach: int = 0,
 ) -> dict:
     """Choose the clusterer's distances, score validation and write the entry.
 
-    ``reading`` is the model's canvas and ``dot_reach``; ``entry_fields`` are
+    ``canvas`` and ``dot_reach`` are the model's input spec; ``entry_fields`` are
     :func:`~.hme_export.write_entry`'s descriptive keywords (version, command, seed,
     training data, description).  Returns the metrics.
     """
-    canvas, dot_reach = reading
     count = 3 if smoke else 20
     entry_path = hme_export.write_entry(
         onnx_path,
@@ -316,7 +317,7 @@ def write_derived(
     train, calibration, val = data.sets()
     return calibrate_and_validate(
         onnx_path,
-        (source.input.canvas, source.input.dot_reach),
+        source.input.canvas,
         fields,
         train=train,
         calibration=calibration,
@@ -326,4 +327,5 @@ def write_derived(
         threads=args.threads,
         smoke=args.smoke,
         training=training,
+        dot_reach=source.input.dot_reach,
     )

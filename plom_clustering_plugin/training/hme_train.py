@@ -14,11 +14,11 @@ Usage::
 The expressions of ``--data`` are split 80/20 BY EXPRESSION (seeded); the net learns
 symbol presence (BCE) plus a supervised-contrastive term that pulls two writings of one
 expression together (``hme_model``).  A checkpoint is written after every epoch to
-``--ckpt-dir``; ``--resume`` continues it (with the checkpoint's network and
-``--lr-horizon``: another value stops with a message), and ``--minutes`` stops a run
-early (it is still exported).  At the end the model is exported to
-``<out>/hme-symbols-v<N>.onnx``, the clusterer's distances are calibrated on the
-training split, the validation split is scored (clean and scan-like), and
+``--ckpt-dir``; ``--resume`` continues it (with the checkpoint's network,
+``--lr-horizon`` and ``--dot-reach``: another value stops with a message), and
+``--minutes`` stops a run early (it is still exported).  At the end the model is
+exported to ``<out>/hme-symbols-v<N>.onnx``, the clusterer's distances are calibrated
+on the training split, the validation split is scored (clean and scan-like), and
 ``hme-symbols-v<N>.entry.json`` is written.
 
 ``--scan-share`` of each batch is drawn from a second copy of the training images that
