@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 from django.test import SimpleTestCase
+from sklearn.metrics import adjusted_rand_score
 
 from plom_clustering_plugin import evaluate
 from plom_clustering_plugin.evaluation import letters_to_dir
@@ -19,6 +20,8 @@ from plom_clustering_plugin.evaluation.baselines import (
     UpstreamFailure,
     candidate_ks,
     contour_features,
+    kmeans_labels,
+    spectral_labels,
     upstream_sweep,
 )
 from plom_clustering_plugin.evaluation.datasets import latex_answer_key, load_dataset
@@ -180,10 +183,11 @@ class EvaluateInProcessTest(ToyDataTestCase):
             with self.subTest(bad=bad), self.assertRaises(SystemExit):
                 run_main(["--kind", "hme", "--data", str(self.hme), "--seeds", bad])
 
-    def test_ward_runs_at_the_true_k_only(self):
+    def test_ward_and_spectral_run_at_the_true_k_only(self):
         argv = ["--kind", "hme", "--data", str(self.hme), "--protocol", "all", "exam"]
         out_json = Path(self.tmp.name, "ward.json")
         argv += ["--method", "pipeline@pixels", "pipeline-ward@pixels"]
+        argv += ["pipeline-spectral@pixels"]
         argv += ["--limit-questions", "1"]
         code, out, _ = run_main([*argv, "--json", str(out_json)])
         self.assertEqual(code, 0)
@@ -196,12 +200,14 @@ class EvaluateInProcessTest(ToyDataTestCase):
             {
                 ("all", "true k", "pipeline"),
                 ("all", "true k", "pipeline-ward"),
+                ("all", "true k", "pipeline-spectral"),
                 ("all", "auto k", "pipeline"),
                 ("exam", "auto k", "pipeline"),
             },
         )
-        ward = rows["all", "true k", "pipeline-ward"]
-        self.assertEqual(ward["k_found"], ward["k_true"])
+        for variant in ("pipeline-ward", "pipeline-spectral"):
+            row = rows["all", "true k", variant]
+            self.assertEqual(row["k_found"], row["k_true"])
 
     def test_bad_inputs_give_a_message_and_exit_2(self):
         code, _, err = run_main(["--kind", "mcq", "--data", str(self.hme)])
@@ -358,6 +364,24 @@ class ScanifyAndBaselinesTest(SimpleTestCase):
             groups / np.linalg.norm(groups, axis=1, keepdims=True), "mcq"
         )
         self.assertEqual(len(set(labels)), 3)
+
+    def test_spectral_keeps_a_spread_answer_whole_where_kmeans_splits_it(self):
+        # One answer written in a long run of layouts (an arc of 40 writings) beside
+        # two small tight answers closer to each other than the arc's ends are.
+        rng = np.random.default_rng(0)
+        angles = np.linspace(0, 1.6, 40)
+        arc = np.stack([np.cos(angles), np.sin(angles), 0 * angles, 0 * angles], 1)
+        tight = [[0, 0, 1.0, 0], [0, 0, np.cos(0.25), np.sin(0.25)]]
+        small = [np.add(c, 0.01 * rng.normal(size=(6, 4))) for c in tight]
+        vectors = np.concatenate([arc, *small])
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        truth = np.repeat([0, 1, 2], [40, 6, 6])
+        spectral = spectral_labels(vectors, 3)
+        kmeans = kmeans_labels(vectors, 3, seed=0, attempts=10)
+        self.assertEqual(adjusted_rand_score(truth, spectral), 1.0)
+        self.assertLess(adjusted_rand_score(truth, kmeans), 0.9)
+        np.testing.assert_array_equal(spectral_labels(vectors, 1), 0)
+        self.assertEqual(sorted(spectral_labels(vectors[:3], 5)), [0, 1, 2])
 
     def test_contour_features_and_k_candidates(self):
         rng = np.random.default_rng(1)
