@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from ..evaluation.scanify import LAYOUTS, blank_reference, scanify
 from ..ml.hme import read_entry
 from ..ml.manifest import ModelEntry
 from ..ml.preprocess import PreparedCrop, fit_to_canvas, prepare
@@ -117,24 +118,36 @@ def render(
     return to_canvas(prepare(gray, dot_reach=dot_reach), canvas)
 
 
+class ScanSimulation:
+    """The harness's scan simulation and template removal, for training images.
+
+    Training on these crops teaches the net what a scanned answer box leaves behind
+    (thick or faint ink, blur, box-line remnants) instead of guessing it with torch
+    augmentation.  Real, typeset and report images all go through this one path.
+    """
+
+    def __init__(self, dot_reach: int = 0) -> None:
+        """Draw the blank box once; keep specks within ``dot_reach`` of writing."""
+        self.layout = LAYOUTS["hme"]
+        self.reference = blank_reference(self.layout)
+        self.dot_reach = dot_reach
+
+    def prepare(self, gray: np.ndarray, rng: np.random.Generator) -> PreparedCrop:
+        """Scan-simulate one clean image, then prepare it against the blank box."""
+        scanned = scanify(gray, self.layout, rng)
+        return prepare(scanned, self.reference, dot_reach=self.dot_reach)
+
+
 def render_scanned(
     paths: list[Path], canvas: tuple[int, int], seed: int, dot_reach: int = 0
 ) -> np.ndarray:
-    """Images through the harness's scan simulation and template removal, as canvases.
-
-    Training on these teaches the net what a scanned answer box leaves behind (thick or
-    faint ink, blur, box-line remnants) instead of guessing it with torch augmentation.
-    """
-    from ..evaluation.scanify import LAYOUTS, blank_reference, scanify
-
+    """Images through :class:`ScanSimulation`, as canvases."""
     rng = np.random.default_rng([seed, 31])
-    layout = LAYOUTS["hme"]
-    reference = blank_reference(layout)
+    simulation = ScanSimulation(dot_reach)
     out = []
     for path in paths:
         gray = np.asarray(Image.open(path).convert("L"))
-        scanned = scanify(gray, layout, rng)
-        out.append(to_canvas(prepare(scanned, reference, dot_reach=dot_reach), canvas))
+        out.append(to_canvas(simulation.prepare(gray, rng), canvas))
     return np.stack(out)
 
 

@@ -18,7 +18,6 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..evaluation.scanify import LAYOUTS, blank_reference, scanify
 from ..ml.hme import HmeEmbedder
 from ..ml.manifest import DEFAULT_DIFFERENT_ANSWER_DISTANCE, ModelEntry
 from ..ml.preprocess import PreparedCrop, prepare
@@ -34,13 +33,14 @@ def _crops(
 ) -> list[PreparedCrop]:
     """Prepared crops of images, clean or through the harness's scan simulation."""
     rng = np.random.default_rng(seed)
-    layout = LAYOUTS["hme"]
-    reference = blank_reference(layout) if scan else None
+    simulation = hme_data.ScanSimulation(dot_reach)
     crops = []
     for path in paths:
         gray = np.asarray(Image.open(path).convert("L"))
-        image = scanify(gray, layout, rng) if scan else gray
-        crops.append(prepare(image, reference, dot_reach=dot_reach))
+        if scan:
+            crops.append(simulation.prepare(gray, rng))
+        else:
+            crops.append(prepare(gray, dot_reach=dot_reach))
     return crops
 
 

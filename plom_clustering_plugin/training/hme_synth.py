@@ -173,13 +173,11 @@ def render_synthetic(
         ``scanify`` + template removal) and the LaTeX of each row; expressions that
         mathtext cannot typeset are left out.
     """
-    from ..evaluation.scanify import LAYOUTS, blank_reference, scanify
     from ..ml.preprocess import prepare
-    from .hme_data import to_canvas
+    from .hme_data import ScanSimulation, to_canvas
 
     rng = np.random.default_rng([seed, 47])
-    layout = LAYOUTS["hme"]
-    reference = blank_reference(layout)
+    simulation = ScanSimulation(dot_reach)
     typesetter = Typesetter(fonts)
     clean, scanned, rows = [], [], []
     for text in latex:
@@ -190,10 +188,7 @@ def render_synthetic(
             except ValueError:  # also mathtext's ParseException, a ValueError
                 break
             clean.append(to_canvas(prepare(gray, dot_reach=dot_reach), canvas))
-            scan = scanify(gray, layout, rng)
-            scanned.append(
-                to_canvas(prepare(scan, reference, dot_reach=dot_reach), canvas)
-            )
+            scanned.append(to_canvas(simulation.prepare(gray, rng), canvas))
             rows.append(text)
     if not rows:
         raise ValueError("no expression could be typeset")
