@@ -102,7 +102,7 @@ class HmeTrainingSmokeTests(SimpleTestCase):
             common += ["--synth-fonts", ",".join(plom_fonts()[:2])]
             common += ["--calib-share", "0.3", "--synth-symbols", "1"]
             common += ["--lone-boost", "2", "--hard-share", "0.5"]
-            common += ["--dot-reach", "8"]
+            common += ["--dot-reach", "8", "--proxy", "0.25"]
             # CPU time, not wall time: CI machines are shared and the budget is ours.
             started = time.process_time()
             with redirect_stdout(io.StringIO()) as log:
@@ -112,6 +112,11 @@ class HmeTrainingSmokeTests(SimpleTestCase):
             saved = torch.load(root / "ckpt" / "last.pt", weights_only=False)
             rows = int(re.search(r"(\d+) training images", log.getvalue())[1])
             self.assertEqual(saved["steps_per_epoch"], rows // 4)  # smoke: 4 pairs
+            # Learnt expression centres: their loss is logged every epoch.
+            proxy = re.findall(r'^\{"epoch".*"proxy": ([-\d.e]+)', log.getvalue(), re.M)
+            self.assertEqual(len(proxy), 2, log.getvalue())  # smoke: 2 epochs
+            self.assertTrue(all(np.isfinite(float(p)) for p in proxy))
+            proxies = saved["proxies"]
             # Typeset expressions, then typeset lone symbols.
             renders = re.findall(
                 r"\d+ synthetic renders of \d+ expressions", log.getvalue()
@@ -146,6 +151,7 @@ class HmeTrainingSmokeTests(SimpleTestCase):
                 [prepare(gray)]
             )
             self.assertEqual(vectors.shape, (1, out.shape[1]))
+            self.assertEqual(proxies.shape[1], vectors.shape[1])
 
             def derived(tool, version: str, *extra: str):
                 """Run a tool that derives a model from this run; its entry and a read."""
@@ -257,6 +263,10 @@ class HmeTrainingSmokeTests(SimpleTestCase):
                 hme_train.main(
                     [*common, "--resume", str(checkpoint), "--lr-horizon", "1"]
                 )
+
+            # And one resumed without the centres its optimiser holds.
+            with self.assertRaisesRegex(SystemExit, "has --proxy 0.25, this run"):
+                hme_train.main([*common, "--resume", str(checkpoint), "--proxy", "0"])
 
             # And one resumed on images with other specks kept.
             with self.assertRaisesRegex(SystemExit, "has --dot-reach 8, this run"):

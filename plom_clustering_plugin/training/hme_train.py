@@ -9,13 +9,15 @@ Usage::
         [--canvas 96x384] [--scan-share 0.5] [--version 3] [--bf16 auto|on|off]
         [--synth-fonts debian] [--synth-copies 2] [--synth-exam 1500]
         [--synth-share 0.33] [--synth-symbols 0] [--lone-boost 1] [--hard-share 0]
-        [--near-misses 0] [--lr-horizon F]
+        [--near-misses 0] [--lr-horizon F] [--proxy 0]
 
 The expressions of ``--data`` are split 80/20 BY EXPRESSION (seeded); the net learns
 symbol presence (BCE) plus a supervised-contrastive term that pulls two writings of one
-expression together (``hme_model``).  A checkpoint is written after every epoch to
+expression together (``hme_model``); ``--proxy W`` adds a term pulling each writing to
+a learnt centre of its expression.  A checkpoint is written after every epoch to
 ``--ckpt-dir``; ``--resume`` continues it (with the checkpoint's network,
-``--lr-horizon`` and ``--dot-reach``: another value stops with a message), and
+``--lr-horizon``, ``--dot-reach`` and ``--proxy``: another value stops with a
+message), and
 ``--minutes`` stops a run early (it is still exported).  At the end the model is
 exported to ``<out>/hme-symbols-v<N>.onnx``, the clusterer's distances are calibrated
 on the training split, the validation split is scored (clean and scan-like), and
@@ -126,6 +128,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--bce", type=float, default=10.0, help="presence weight")
     parser.add_argument("--supcon", type=float, default=0.5, help="contrastive weight")
+    parser.add_argument(
+        "--proxy",
+        type=float,
+        default=0.0,
+        help="weight of a loss pulling each writing to a learnt centre of its"
+        " expression and away from the other expressions' (0: off, as up to v36)",
+    )
     parser.add_argument("--val-every", type=int, default=4, help="epochs")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--canvas", type=canvas_size, default=hme_data.CANVAS)
@@ -234,6 +243,28 @@ def supcon_loss(emb: torch.Tensor, group: torch.Tensor, tau: float = 0.1):
     has = count > 0
     mean_log = (log_prob * positive).sum(1)[has] / count[has]
     return -mean_log.mean()
+
+
+def proxy_loss(
+    emb: torch.Tensor, group: torch.Tensor, proxies: torch.Tensor, tau: float = 0.1
+) -> torch.Tensor:
+    """Softmax over every training expression's learnt centre (a proxy).
+
+    SupCon only compares the writings a batch holds; this compares each writing with
+    every expression's centre, which is what KMeans at the true k reads: a big
+    expression written in varied layouts is pulled together as a whole.
+    """
+    logits = emb @ F.normalize(proxies, dim=1).T / tau
+    return F.cross_entropy(logits, group)
+
+
+def make_proxies(net: HmeNet, canvas: tuple[int, int], groups: int) -> torch.Tensor:
+    """One random unit centre per expression, as wide as the net's embedding."""
+    net.eval()  # a probe, not a step: BatchNorm keeps its statistics
+    with torch.no_grad():
+        width = net(torch.zeros(1, 1, *canvas))[1].shape[1]
+    net.train()
+    return torch.nn.Parameter(F.normalize(torch.randn(groups, width), dim=1))
 
 
 def targets_of(latex: list[str], vocabulary: list[str]) -> np.ndarray:
@@ -353,7 +384,12 @@ def main(argv: list[str] | None = None) -> int:
         deeper=args.deeper,
         input_scales=args.input_scales,
     ).to(memory_format=torch.channels_last)
-    optimiser = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
+    parameters = [{"params": list(net.parameters())}]
+    proxies = None
+    if args.proxy > 0:
+        proxies = make_proxies(net, args.canvas, int(train.group.max()) + 1)
+        parameters.append({"params": [proxies], "weight_decay": 0.0})
+    optimiser = torch.optim.AdamW(parameters, lr=args.lr, weight_decay=1e-4)
     lone = np.array([len(hme_tokens.tokens(t)) == 1 for t in train.latex])
     # By default the schedule counts one step per batch_pairs rows, as every shipped
     # model was trained: with typeset rows that is about twice the batches an epoch
@@ -372,6 +408,8 @@ def main(argv: list[str] | None = None) -> int:
     epoch, history = 0, []
     if state:
         net.load_state_dict(state["model"])
+        if proxies is not None:
+            proxies.data.copy_(state["proxies"])
         optimiser.load_state_dict(state["optimiser"])
         scheduler.load_state_dict(state["scheduler"])
         epoch, history = state["epoch"], state["history"]
@@ -417,26 +455,34 @@ def main(argv: list[str] | None = None) -> int:
             )
             con = supcon_loss(emb.float(), group[batch])
             loss = args.bce * bce + args.supcon * con
+            centre = torch.zeros(())
+            if proxies is not None:
+                centre = proxy_loss(emb.float(), group[batch], proxies)
+                loss = loss + args.proxy * centre
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             # max_norm=inf only measures: a non-finite step is skipped, never applied.
-            norm = torch.nn.utils.clip_grad_norm_(net.parameters(), float("inf"))
+            norm = torch.nn.utils.clip_grad_norm_(
+                [p for g in parameters for p in g["params"]], float("inf")
+            )
             if torch.isfinite(loss) and torch.isfinite(norm):
                 optimiser.step()
             else:
                 skipped += 1
             scheduler.step()
             seen += len(batch)
-            losses.append((bce.item(), con.item()))
+            losses.append((bce.item(), con.item(), centre.item()))
         epoch += 1
         record = {
             "epoch": epoch,
-            "bce": round(float(np.mean([b for b, _ in losses])), 4),
-            "supcon": round(float(np.mean([c for _, c in losses])), 4),
+            "bce": round(float(np.mean([b for b, _, _ in losses])), 4),
+            "supcon": round(float(np.mean([c for _, c, _ in losses])), 4),
             "img_per_s": round(seen / (time.monotonic() - tick), 1),
             "skipped_steps": skipped,
             "minutes": round((time.monotonic() - started) / 60, 1),
         }
+        if proxies is not None:
+            record["proxy"] = round(float(np.mean([p for _, _, p in losses])), 4)
         if len(val) and (epoch % args.val_every == 0 or epoch == args.epochs):
             record |= monitor(net, val, val_targets, args.seed, bf16)
         history.append(record)
@@ -447,6 +493,7 @@ def main(argv: list[str] | None = None) -> int:
             ckpt_dir / "last.pt",
             {
                 "model": net.state_dict(),
+                "proxies": None if proxies is None else proxies.detach().clone(),
                 "optimiser": optimiser.state_dict(),
                 "scheduler": scheduler.state_dict(),
                 "epoch": epoch,
@@ -498,6 +545,9 @@ SCHEDULE_OPTIONS = {"lr_horizon": None}
 #: The options that change what the images hold: the renders are cached by them, but a
 #: resumed run would go on learning other inputs than its first epochs did.
 INPUT_OPTIONS = {"dot_reach": 0}
+#: The options that add trained parameters beside the network: the optimiser's state
+#: holds them, so a resumed run must have them too.
+LOSS_OPTIONS = {"proxy": 0.0}
 
 
 def check_same_network(saved: dict, args: argparse.Namespace, path: str) -> None:
@@ -507,7 +557,8 @@ def check_same_network(saved: dict, args: argparse.Namespace, path: str) -> None
     schedule (``--lr-horizon``) or input (``--dot-reach``) would load them and
     silently train on another curve or other images.
     """
-    for name, default in (NETWORK_OPTIONS | SCHEDULE_OPTIONS | INPUT_OPTIONS).items():
+    checked = NETWORK_OPTIONS | SCHEDULE_OPTIONS | INPUT_OPTIONS | LOSS_OPTIONS
+    for name, default in checked.items():
         if saved.get(name, default) != getattr(args, name):
             raise SystemExit(
                 f"--resume {path}: the checkpoint has --{name.replace('_', '-')}"
