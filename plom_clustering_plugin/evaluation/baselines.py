@@ -82,8 +82,8 @@ def spectral_labels(vectors: np.ndarray, k: int, seed: int = 0) -> np.ndarray:
     The rows of the graph's leading eigenvectors are assigned by a pivoted QR
     (``cluster_qr``: no random restarts, so the seed barely matters).  Unlike KMeans on
     the embeddings it follows chains of close neighbours, so an answer written in
-    several layouts stays one group while its spread exceeds the gap between two small
-    answers (docs/evaluation.md, "The clusterer at the true k").
+    several layouts stays one group even when its spread exceeds the gap between two
+    small answers (docs/evaluation.md, "The clusterer at the true k").
     """
     k = max(1, min(int(k), len(vectors)))
     if k == 1:
