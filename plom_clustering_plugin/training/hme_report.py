@@ -33,11 +33,11 @@ def _crops(
 ) -> list[PreparedCrop]:
     """Prepared crops of images, clean or through the harness's scan simulation."""
     rng = np.random.default_rng(seed)
-    simulation = hme_data.ScanSimulation(dot_reach)
+    simulation = hme_data.ScanSimulation(dot_reach) if scan else None
     crops = []
     for path in paths:
         gray = np.asarray(Image.open(path).convert("L"))
-        if scan:
+        if simulation:
             crops.append(simulation.prepare(gray, rng))
         else:
             crops.append(prepare(gray, dot_reach=dot_reach))

@@ -17,11 +17,10 @@ expression together (``hme_model``); ``--proxy W`` adds a term pulling each writ
 a learnt centre of its expression.  A checkpoint is written after every epoch to
 ``--ckpt-dir``; ``--resume`` continues it (with the checkpoint's network,
 ``--lr-horizon``, ``--dot-reach`` and ``--proxy``: another value stops with a
-message), and
-``--minutes`` stops a run early (it is still exported).  At the end the model is
-exported to ``<out>/hme-symbols-v<N>.onnx``, the clusterer's distances are calibrated
-on the training split, the validation split is scored (clean and scan-like), and
-``hme-symbols-v<N>.entry.json`` is written.
+message), and ``--minutes`` stops a run early (it is still exported).  At the end the
+model is exported to ``<out>/hme-symbols-v<N>.onnx``, the clusterer's distances are
+calibrated on the training split, the validation split is scored (clean and
+scan-like), and ``hme-symbols-v<N>.entry.json`` is written.
 
 ``--scan-share`` of each batch is drawn from a second copy of the training images that
 went through the evaluation harness's scan simulation and template removal, rendered
@@ -390,6 +389,7 @@ def main(argv: list[str] | None = None) -> int:
         proxies = make_proxies(net, args.canvas, int(train.group.max()) + 1)
         parameters.append({"params": [proxies], "weight_decay": 0.0})
     optimiser = torch.optim.AdamW(parameters, lr=args.lr, weight_decay=1e-4)
+    trained = [p for g in parameters for p in g["params"]]
     lone = np.array([len(hme_tokens.tokens(t)) == 1 for t in train.latex])
     # By default the schedule counts one step per batch_pairs rows, as every shipped
     # model was trained: with typeset rows that is about twice the batches an epoch
@@ -462,9 +462,7 @@ def main(argv: list[str] | None = None) -> int:
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             # max_norm=inf only measures: a non-finite step is skipped, never applied.
-            norm = torch.nn.utils.clip_grad_norm_(
-                [p for g in parameters for p in g["params"]], float("inf")
-            )
+            norm = torch.nn.utils.clip_grad_norm_(trained, float("inf"))
             if torch.isfinite(loss) and torch.isfinite(norm):
                 optimiser.step()
             else:
@@ -555,7 +553,8 @@ def check_same_network(saved: dict, args: argparse.Namespace, path: str) -> None
 
     Another network (width, depth, input scales) could not load the weights; another
     schedule (``--lr-horizon``) or input (``--dot-reach``) would load them and
-    silently train on another curve or other images.
+    silently train on another curve or other images; another ``--proxy`` would lack
+    or drop the expression centres the optimiser's state holds.
     """
     checked = NETWORK_OPTIONS | SCHEDULE_OPTIONS | INPUT_OPTIONS | LOSS_OPTIONS
     for name, default in checked.items():
