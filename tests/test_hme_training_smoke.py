@@ -103,6 +103,7 @@ class HmeTrainingSmokeTests(SimpleTestCase):
             common += ["--calib-share", "0.3", "--synth-symbols", "1"]
             common += ["--lone-boost", "2", "--hard-share", "0.5"]
             common += ["--dot-reach", "8", "--proxy", "0.25"]
+            common += ["--count", "1"]
             # CPU time, not wall time: CI machines are shared and the budget is ours.
             started = time.process_time()
             with redirect_stdout(io.StringIO()) as log:
@@ -116,6 +117,11 @@ class HmeTrainingSmokeTests(SimpleTestCase):
             proxy = re.findall(r'^\{"epoch".*"proxy": ([-\d.e]+)', log.getvalue(), re.M)
             self.assertEqual(len(proxy), 2, log.getvalue())  # smoke: 2 epochs
             self.assertTrue(all(np.isfinite(float(p)) for p in proxy))
+            counted = re.findall(
+                r'^\{"epoch".*"count": ([-\d.e]+)', log.getvalue(), re.M
+            )
+            self.assertEqual(len(counted), 2, log.getvalue())
+            self.assertTrue(all(np.isfinite(float(n)) for n in counted))
             proxies = saved["proxies"]
             # Typeset expressions, then typeset lone symbols.
             renders = re.findall(
@@ -422,6 +428,45 @@ class NetworkShapeTests(SimpleTestCase):
         self.assertEqual(tuple(logits.shape), (2, 7))
         with self.assertRaisesRegex(ValueError, "input_scales is 2 or 3"):
             HmeNet(7, width=4, input_scales=4)
+
+    def test_the_counting_head_counts_per_size_and_can_join_the_embedding(self):
+        import torch
+
+        import onnx
+
+        from plom_clustering_plugin.training.hme_distil import network_shape
+        from plom_clustering_plugin.training.hme_export import export_onnx
+        from plom_clustering_plugin.training.hme_model import GRID, HmeNet
+
+        torch.manual_seed(0)
+        x = torch.rand(2, 1, 48, 192)
+        plain = HmeNet(7, width=4).eval()
+        counting = HmeNet(7, width=4, counting=True).eval()
+        embedded = HmeNet(7, width=4, counting=True, count_weight=0.5).eval()
+        # The head adds weights beside the symbol maps and changes nothing else.
+        counting.load_state_dict(plain.state_dict(), strict=False)
+        embedded.load_state_dict(counting.state_dict())
+        with torch.no_grad():
+            _, emb_plain = plain(x)
+            _, emb_counting, counts = counting.outputs(x)
+            _, emb_embedded, _ = embedded.outputs(x)
+        self.assertTrue(torch.equal(emb_plain, emb_counting))
+        self.assertEqual([tuple(c.shape) for c in counts], [(2, 7), (2, 7)])
+        # Started near empty: well under one of each symbol per image.
+        self.assertLess(float(torch.stack(counts).max()), 1.0)
+        self.assertEqual(tuple(emb_embedded.shape), (2, 7 * (2 + GRID[0] * GRID[1])))
+        self.assertFalse(torch.allclose(emb_embedded[:, : 7 * 22], emb_plain))
+        with self.assertRaisesRegex(ValueError, "needs the counting head"):
+            HmeNet(7, width=4, count_weight=0.5)
+        # The exported graph computes the counts level as torch does.
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "m.onnx"
+            difference = export_onnx(embedded, path, (48, 192))
+            model = onnx.load(path)
+        self.assertLess(difference, 1e-4)
+        # Distillation cannot rebuild the head: it says so rather than misreading.
+        with self.assertRaisesRegex(ValueError, "symbol-count level"):
+            network_shape(model)
 
 
 @skipIf(NO_TORCH, "torch is not installed (pip install torch==2.13.0)")

@@ -42,7 +42,16 @@ def network_shape(model) -> tuple[int, int, int, int]:
 
     Returns:
         ``(classes, width, deeper, input_scales)``.
+
+    Raises:
+        ValueError: the graph embeds symbol counts (``hme_train --count-embed``),
+            whose head this loader does not rebuild.
     """
+    if any("counter" in node.name for node in model.graph.node):
+        raise ValueError(
+            "this graph has a symbol-count level (hme_train --count-embed);"
+            " it cannot be loaded back here"
+        )
     weights = _weights(model)
     passes = _convs_by_pass(model)
     convs = passes[0]

@@ -16,6 +16,8 @@ from torch.nn import functional as F
 
 #: Grid of regions (rows, columns) pooled for the spatial part of the embedding.
 GRID = (3, 7)
+#: Starting bias of the counting head's density logits (sigmoid about 3e-4 per cell).
+COUNT_BIAS = -8.0
 
 
 def _conv(cin: int, cout: int, stride: int = 1, dilation: int = 1) -> nn.Sequential:
@@ -85,10 +87,14 @@ class SymbolNet(nn.Module):
             nn.Conv2d(12 * w, classes, 1),
         )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Logit maps; the head sees the last two levels (local context, per HSC)."""
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The last two levels side by side (local and wider context, per HSC)."""
         local = self.trunk(x)
-        return self.head(torch.cat([local, self.context(local)], dim=1))
+        return torch.cat([local, self.context(local)], dim=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logit maps; the head sees :meth:`features`."""
+        return self.head(self.features(x))
 
 
 def presence_logits(maps: torch.Tensor) -> torch.Tensor:
@@ -109,41 +115,85 @@ class HmeNet(nn.Module):
         grid_weight: float = 1.0,
         deeper: int = 0,
         input_scales: int = 2,
+        counting: bool = False,
+        count_weight: float = 0.0,
     ):
         """Set the class count, trunk width and depth, the grid part's weight.
 
         ``input_scales`` 2 reads the canvas at full and half size, 3 also at quarter
-        size, where a symbol that fills the canvas fits the net's view.
+        size, where a symbol that fills the canvas fits the net's view.  ``counting``
+        adds a head of density maps whose sums count each symbol (trained on the
+        counts of the LaTeX tokens); ``count_weight`` > 0 appends those counts to the
+        embedding as a third level, which no layout changes.
         """
         super().__init__()
         if input_scales not in (2, 3):
             raise ValueError(f"input_scales is 2 or 3, not {input_scales}")
+        if count_weight > 0 and not counting:
+            raise ValueError("count_weight needs the counting head (counting=True)")
         self.symbols = SymbolNet(classes, width, deeper)
         self.grid_weight = grid_weight
         self.input_scales = input_scales
+        self.count_weight = count_weight
+        self.counter = None
+        if counting:
+            self.counter = nn.Conv2d(12 * width, classes, 1)
+            # Near-empty maps at the start: a sum over hundreds of cells at
+            # sigmoid(0) would count ~300 of every symbol and swamp the other losses.
+            nn.init.constant_(self.counter.bias, COUNT_BIAS)
+
+    def read(
+        self, x: torch.Tensor, densities: bool = False
+    ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """Per input size (full, half, quarter): logit maps, and density maps if asked."""
+        maps, counted = [], []
+        for scale in range(self.input_scales):
+            if scale:
+                x = F.avg_pool2d(x, 2)
+            if not (densities and self.counter is not None):
+                maps.append(self.symbols(x))
+                continue
+            features = self.symbols.features(x)
+            maps.append(self.symbols.head(features))
+            counted.append(torch.sigmoid(self.counter(features).float()))
+        return maps, counted
 
     def scales(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Logit maps at full, half (and quarter) input size: small to big symbols."""
-        maps = [self.symbols(x)]
-        for _ in range(self.input_scales - 1):
-            x = F.avg_pool2d(x, 2)
-            maps.append(self.symbols(x))
-        return maps
+        return self.read(x)[0]
+
+    def outputs(
+        self, x: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+        """Presence logits, the embedding and each size's symbol counts ``(N, C)``."""
+        maps, densities = self.read(x, densities=True)
+        logits = torch.stack([presence_logits(m) for m in maps]).amax(0)
+        counts = [d.sum(dim=(2, 3)) for d in densities]
+        return logits, self.embed(maps, counts), counts
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Presence logits ``(N, C)`` and the L2-normalised embedding ``(N, D)``."""
-        maps = self.scales(x)
-        logits = torch.stack([presence_logits(m) for m in maps]).amax(0)
-        return logits, self.embed(maps)
+        logits, embedding, _ = self.outputs(x)
+        return logits, embedding
 
-    def embed(self, maps: list[torch.Tensor]) -> torch.Tensor:
-        """Sigmoid maps pooled 1x1 and over the grid, max over scales, L2 per level."""
+    def embed(
+        self, maps: list[torch.Tensor], counts: list[torch.Tensor] = ()
+    ) -> torch.Tensor:
+        """Sigmoid maps pooled 1x1 and over the grid, max over scales, L2 per level.
+
+        With ``count_weight`` > 0, ``log1p`` of the counts (mean over sizes) follows.
+        """
         probs = [torch.sigmoid(m.float()) for m in maps]
         whole = torch.stack([p.amax(dim=(2, 3)) for p in probs]).amax(0)
         cells = torch.stack([grid_max(p) for p in probs]).amax(0)
-        whole = F.normalize(whole, dim=1)
-        cells = F.normalize(cells, dim=1) * self.grid_weight
-        return F.normalize(torch.cat([whole, cells], dim=1), dim=1)
+        levels = [
+            F.normalize(whole, dim=1),
+            F.normalize(cells, dim=1) * self.grid_weight,
+        ]
+        if self.count_weight > 0:
+            mean = torch.stack(list(counts)).mean(0)
+            levels.append(F.normalize(torch.log1p(mean), dim=1) * self.count_weight)
+        return F.normalize(torch.cat(levels, dim=1), dim=1)
 
 
 class EmbeddingOnly(nn.Module):
@@ -156,4 +206,5 @@ class EmbeddingOnly(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(N, 1, H, W)`` ink canvases -> ``(N, D)`` unit rows."""
-        return self.net.embed(self.net.scales(x))
+        maps, densities = self.net.read(x, densities=self.net.count_weight > 0)
+        return self.net.embed(maps, [d.sum(dim=(2, 3)) for d in densities])

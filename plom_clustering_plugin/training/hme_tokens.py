@@ -101,6 +101,13 @@ def multi_hot(latex: str, vocabulary: Sequence[str]) -> list[int]:
     return sorted(index[c] for c in symbol_set(latex) if c in index)
 
 
+def symbol_counts(latex: str, vocabulary: Sequence[str]) -> dict[int, int]:
+    """How many times each vocabulary class is written in ``latex``, by index."""
+    index = {c: i for i, c in enumerate(vocabulary)}
+    found = Counter(index[t] for t in tokens(latex) if t in index)
+    return dict(sorted(found.items()))
+
+
 def canonical(latex: str) -> str:
     """The expression identity used to group images: tokens joined by spaces.
 

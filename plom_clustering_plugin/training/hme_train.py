@@ -134,6 +134,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="weight of a loss pulling each writing to a learnt centre of its"
         " expression and away from the other expressions' (0: off, as up to v36)",
     )
+    parser.add_argument(
+        "--count",
+        type=float,
+        default=0.0,
+        help="weight of a loss counting each symbol (density maps summed, against"
+        " the LaTeX's counts; 0: no counting head, as up to v41)",
+    )
+    parser.add_argument(
+        "--count-embed",
+        type=float,
+        default=0.0,
+        help="weight of the counts as a level of the embedding (needs --count)",
+    )
     parser.add_argument("--val-every", type=int, default=4, help="epochs")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--canvas", type=canvas_size, default=hme_data.CANVAS)
@@ -198,6 +211,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--near-misses needs --synth-fonts to typeset them")
     if args.near_misses and args.hard_share:
         parser.error("--near-misses and --hard-share batch differently: choose one")
+    if args.count_embed > 0 and args.count <= 0:
+        parser.error("--count-embed needs the counting head: give --count too")
     if args.smoke:
         args.epochs, args.width, args.batch_pairs, args.val_every = 2, 4, 4, 1
         args.canvas = (48, 192)
@@ -272,6 +287,20 @@ def targets_of(latex: list[str], vocabulary: list[str]) -> np.ndarray:
     for i, text in enumerate(latex):
         out[i, hme_tokens.multi_hot(text, vocabulary)] = 1.0
     return out
+
+
+def counts_of(latex: list[str], vocabulary: list[str]) -> np.ndarray:
+    """``(N, C)`` float32: how many times each row's LaTeX writes each class."""
+    out = np.zeros((len(latex), len(vocabulary)), np.float32)
+    for i, text in enumerate(latex):
+        for index, count in hme_tokens.symbol_counts(text, vocabulary).items():
+            out[i, index] = count
+    return out
+
+
+def count_loss(counts: list[torch.Tensor], target: torch.Tensor) -> torch.Tensor:
+    """Smooth L1 between each input size's symbol counts and the LaTeX's, averaged."""
+    return torch.stack([F.smooth_l1_loss(c, target) for c in counts]).mean()
 
 
 def to_input(canvases: np.ndarray) -> torch.Tensor:
@@ -370,6 +399,7 @@ def main(argv: list[str] | None = None) -> int:
         else hme_tokens.build_vocabulary(train.latex, 1 if args.smoke else 3)
     )
     train_targets = torch.from_numpy(targets_of(train.latex, vocabulary))
+    train_counts = torch.from_numpy(counts_of(train.latex, vocabulary))
     val_targets = targets_of(val.latex, vocabulary)
     print(
         f"{len(train)} training images, {len(val)} validation images,"
@@ -382,6 +412,8 @@ def main(argv: list[str] | None = None) -> int:
         args.width,
         deeper=args.deeper,
         input_scales=args.input_scales,
+        counting=args.count > 0,
+        count_weight=args.count_embed,
     ).to(memory_format=torch.channels_last)
     parameters = [{"params": list(net.parameters())}]
     proxies = None
@@ -449,12 +481,18 @@ def main(argv: list[str] | None = None) -> int:
                 zoom_out=args.zoom_out,
             )
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-                logits, emb = net(x.contiguous(memory_format=torch.channels_last))
+                logits, emb, counts = net.outputs(
+                    x.contiguous(memory_format=torch.channels_last)
+                )
             bce = F.binary_cross_entropy_with_logits(
                 logits.float(), train_targets[batch]
             )
             con = supcon_loss(emb.float(), group[batch])
             loss = args.bce * bce + args.supcon * con
+            counted = torch.zeros(())
+            if counts:
+                counted = count_loss(counts, train_counts[batch])
+                loss = loss + args.count * counted
             centre = torch.zeros(())
             if proxies is not None:
                 centre = proxy_loss(emb.float(), group[batch], proxies)
@@ -469,18 +507,20 @@ def main(argv: list[str] | None = None) -> int:
                 skipped += 1
             scheduler.step()
             seen += len(batch)
-            losses.append((bce.item(), con.item(), centre.item()))
+            losses.append((bce.item(), con.item(), centre.item(), counted.item()))
         epoch += 1
         record = {
             "epoch": epoch,
-            "bce": round(float(np.mean([b for b, _, _ in losses])), 4),
-            "supcon": round(float(np.mean([c for _, c, _ in losses])), 4),
+            "bce": round(float(np.mean([b for b, *_ in losses])), 4),
+            "supcon": round(float(np.mean([c for _, c, *_ in losses])), 4),
             "img_per_s": round(seen / (time.monotonic() - tick), 1),
             "skipped_steps": skipped,
             "minutes": round((time.monotonic() - started) / 60, 1),
         }
         if proxies is not None:
-            record["proxy"] = round(float(np.mean([p for _, _, p in losses])), 4)
+            record["proxy"] = round(float(np.mean([p for _, _, p, _ in losses])), 4)
+        if args.count > 0:
+            record["count"] = round(float(np.mean([n for *_, n in losses])), 4)
         if len(val) and (epoch % args.val_every == 0 or epoch == args.epochs):
             record |= monitor(net, val, val_targets, args.seed, bf16)
         history.append(record)
@@ -535,7 +575,7 @@ def main(argv: list[str] | None = None) -> int:
 
 #: The options that shape the network's weights, with their value in checkpoints
 #: written before the option existed.
-NETWORK_OPTIONS = {"width": 16, "deeper": 0, "input_scales": 2}
+NETWORK_OPTIONS = {"width": 16, "deeper": 0, "input_scales": 2, "count_embed": 0.0}
 #: The options that shape the learning-rate curve: the schedule is rebuilt from the
 #: command line on ``--resume`` (a LambdaLR keeps only its step), so another value
 #: would continue the run on another curve.
@@ -545,7 +585,7 @@ SCHEDULE_OPTIONS = {"lr_horizon": None}
 INPUT_OPTIONS = {"dot_reach": 0}
 #: The options that add trained parameters beside the network: the optimiser's state
 #: holds them, so a resumed run must have them too.
-LOSS_OPTIONS = {"proxy": 0.0}
+LOSS_OPTIONS = {"proxy": 0.0, "count": 0.0}
 
 
 def check_same_network(saved: dict, args: argparse.Namespace, path: str) -> None:
