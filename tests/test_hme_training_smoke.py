@@ -430,9 +430,8 @@ class NetworkShapeTests(SimpleTestCase):
             HmeNet(7, width=4, input_scales=4)
 
     def test_the_counting_head_counts_per_size_and_can_join_the_embedding(self):
-        import torch
-
         import onnx
+        import torch
 
         from plom_clustering_plugin.training.hme_distil import network_shape
         from plom_clustering_plugin.training.hme_export import export_onnx
