@@ -24,6 +24,7 @@ from plom_clustering_plugin.training.hme_tokens import (
     build_vocabulary,
     canonical,
     multi_hot,
+    symbol_counts,
     tokens,
 )
 
@@ -79,6 +80,13 @@ class TokenTests(SimpleTestCase):
         vocabulary = build_vocabulary(latex, min_images=2)
         self.assertEqual(vocabulary, ["1", "x"])
         self.assertEqual(multi_hot("y + x", vocabulary), [1])
+
+    def test_symbol_counts_count_glyphs_not_layout(self):
+        vocabulary = ["1", "x", r"\times"]
+        latex = r"x _ { 1 } \times x ^ { 1 } \times x"
+        self.assertEqual(symbol_counts(latex, vocabulary), {0: 2, 1: 3, 2: 2})
+        # Classes outside the vocabulary and braces, ^ and _ count for nothing.
+        self.assertEqual(symbol_counts(r"\{ y ^ { 2 } \}", vocabulary), {})
 
     def test_canonical_ignores_spacing_only(self):
         self.assertEqual(canonical("x^{2}"), canonical("x ^ { 2 }"))
