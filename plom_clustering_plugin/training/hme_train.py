@@ -9,15 +9,18 @@ Usage::
         [--canvas 96x384] [--scan-share 0.5] [--version 3] [--bf16 auto|on|off]
         [--synth-fonts debian] [--synth-copies 2] [--synth-exam 1500]
         [--synth-share 0.33] [--synth-symbols 0] [--lone-boost 1] [--hard-share 0]
-        [--near-misses 0] [--lr-horizon F] [--proxy 0]
+        [--near-misses 0] [--lr-horizon F] [--proxy 0] [--count 0]
+        [--count-embed 0]
 
 The expressions of ``--data`` are split 80/20 BY EXPRESSION (seeded); the net learns
 symbol presence (BCE) plus a supervised-contrastive term that pulls two writings of one
 expression together (``hme_model``); ``--proxy W`` adds a term pulling each writing to
-a learnt centre of its expression.  A checkpoint is written after every epoch to
+a learnt centre of its expression; ``--count W`` adds a head of density maps whose
+sums are trained to count each symbol, and ``--count-embed W2`` makes those counts a
+third level of the embedding.  A checkpoint is written after every epoch to
 ``--ckpt-dir``; ``--resume`` continues it (with the checkpoint's network,
-``--lr-horizon``, ``--dot-reach`` and ``--proxy``: another value stops with a
-message), and ``--minutes`` stops a run early (it is still exported).  At the end the
+``--lr-horizon``, ``--dot-reach``, ``--proxy`` and ``--count``: another value stops
+with a message), and ``--minutes`` stops a run early (it is still exported).  At the end the
 model is exported to ``<out>/hme-symbols-v<N>.onnx``, the clusterer's distances are
 calibrated on the training split, the validation split is scored (clean and
 scan-like), and ``hme-symbols-v<N>.entry.json`` is written.
