@@ -142,6 +142,8 @@ class HmeTrainingSmokeTests(SimpleTestCase):
             self.assertIn(
                 "50% of anchors batched with their nearest", entry.description
             )
+            self.assertIn("symbol-count loss (1)", entry.description)
+            self.assertIn("expression-centre loss (0.25)", entry.description)
             self.assertIn("review_confidence", entry.metrics)
             session = ort.InferenceSession(
                 str(onnx_path), providers=["CPUExecutionProvider"]

@@ -138,8 +138,16 @@ def final_report(
         description=(
             f"HSC-style symbol class maps ({args.input_scales} input scales"
             + (f", {args.deeper} extra layers at 1/8 resolution" if args.deeper else "")
-            + "), sigmoid, max-pooled over the image and a 3x7 grid, L2 per level;"
-            " trained with symbol-presence BCE + supervised contrastive loss"
+            + "), sigmoid, max-pooled over the image and a 3x7 grid"
+            + (
+                f", and the symbol counts (weight {args.count_embed:g})"
+                if args.count_embed
+                else ""
+            )
+            + ", L2 per level; trained with symbol-presence BCE + supervised"
+            " contrastive loss"
+            + (f" + symbol-count loss ({args.count:g})" if args.count else "")
+            + (f" + expression-centre loss ({args.proxy:g})" if args.proxy else "")
             + (
                 f", {args.scan_share:.0%} of images scan-simulated"
                 if args.scan_share
