@@ -143,19 +143,24 @@ class HmeNet(nn.Module):
             nn.init.constant_(self.counter.bias, COUNT_BIAS)
 
     def read(
-        self, x: torch.Tensor, densities: bool = False
+        self, x: torch.Tensor, counting: bool = False
     ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-        """Per input size (full, half, quarter): logit maps, and density maps if asked."""
+        """Per input size (full, half, quarter): logit maps, and counts if asked.
+
+        The counts ``(N, C)`` are the counting head's density maps summed; none come
+        back from a net without the head.
+        """
         maps, counted = [], []
         for scale in range(self.input_scales):
             if scale:
                 x = F.avg_pool2d(x, 2)
-            if not (densities and self.counter is not None):
+            if not (counting and self.counter is not None):
                 maps.append(self.symbols(x))
                 continue
             features = self.symbols.features(x)
             maps.append(self.symbols.head(features))
-            counted.append(torch.sigmoid(self.counter(features).float()))
+            density = torch.sigmoid(self.counter(features).float())
+            counted.append(density.sum(dim=(2, 3)))
         return maps, counted
 
     def scales(self, x: torch.Tensor) -> list[torch.Tensor]:
@@ -166,9 +171,8 @@ class HmeNet(nn.Module):
         self, x: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
         """Presence logits, the embedding and each size's symbol counts ``(N, C)``."""
-        maps, densities = self.read(x, densities=True)
+        maps, counts = self.read(x, counting=True)
         logits = torch.stack([presence_logits(m) for m in maps]).amax(0)
-        counts = [d.sum(dim=(2, 3)) for d in densities]
         return logits, self.embed(maps, counts), counts
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -206,5 +210,5 @@ class EmbeddingOnly(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(N, 1, H, W)`` ink canvases -> ``(N, D)`` unit rows."""
-        maps, densities = self.net.read(x, densities=self.net.count_weight > 0)
-        return self.net.embed(maps, [d.sum(dim=(2, 3)) for d in densities])
+        maps, counts = self.net.read(x, counting=self.net.count_weight > 0)
+        return self.net.embed(maps, counts)

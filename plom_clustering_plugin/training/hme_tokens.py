@@ -97,8 +97,7 @@ def build_vocabulary(latexes: Iterable[str], min_images: int = MIN_IMAGES) -> li
 
 def multi_hot(latex: str, vocabulary: Sequence[str]) -> list[int]:
     """Indices of the vocabulary classes present in ``latex``."""
-    index = {c: i for i, c in enumerate(vocabulary)}
-    return sorted(index[c] for c in symbol_set(latex) if c in index)
+    return list(symbol_counts(latex, vocabulary))
 
 
 def symbol_counts(latex: str, vocabulary: Sequence[str]) -> dict[int, int]:

@@ -286,10 +286,7 @@ def make_proxies(net: HmeNet, canvas: tuple[int, int], groups: int) -> torch.Ten
 
 def targets_of(latex: list[str], vocabulary: list[str]) -> np.ndarray:
     """Multi-hot symbol presence ``(N, C)`` float32."""
-    out = np.zeros((len(latex), len(vocabulary)), np.float32)
-    for i, text in enumerate(latex):
-        out[i, hme_tokens.multi_hot(text, vocabulary)] = 1.0
-    return out
+    return (counts_of(latex, vocabulary) > 0).astype(np.float32)
 
 
 def counts_of(latex: list[str], vocabulary: list[str]) -> np.ndarray:
@@ -401,8 +398,8 @@ def main(argv: list[str] | None = None) -> int:
         if state
         else hme_tokens.build_vocabulary(train.latex, 1 if args.smoke else 3)
     )
-    train_targets = torch.from_numpy(targets_of(train.latex, vocabulary))
     train_counts = torch.from_numpy(counts_of(train.latex, vocabulary))
+    train_targets = (train_counts > 0).float()  # presence: targets_of's rule
     val_targets = targets_of(val.latex, vocabulary)
     print(
         f"{len(train)} training images, {len(val)} validation images,"
@@ -596,8 +593,9 @@ def check_same_network(saved: dict, args: argparse.Namespace, path: str) -> None
 
     Another network (width, depth, input scales) could not load the weights; another
     schedule (``--lr-horizon``) or input (``--dot-reach``) would load them and
-    silently train on another curve or other images; another ``--proxy`` would lack
-    or drop the expression centres the optimiser's state holds.
+    silently train on another curve or other images; another ``--proxy`` or
+    ``--count`` would lack or drop the expression centres or the counting head that
+    the optimiser's state holds.
     """
     checked = NETWORK_OPTIONS | SCHEDULE_OPTIONS | INPUT_OPTIONS | LOSS_OPTIONS
     for name, default in checked.items():
