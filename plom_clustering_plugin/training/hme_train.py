@@ -284,9 +284,9 @@ def make_proxies(net: HmeNet, canvas: tuple[int, int], groups: int) -> torch.Ten
     return torch.nn.Parameter(F.normalize(torch.randn(groups, width), dim=1))
 
 
-def targets_of(latex: list[str], vocabulary: list[str]) -> np.ndarray:
-    """Multi-hot symbol presence ``(N, C)`` float32."""
-    return (counts_of(latex, vocabulary) > 0).astype(np.float32)
+def presence_of(counts: np.ndarray) -> np.ndarray:
+    """Multi-hot symbol presence ``(N, C)`` float32, from :func:`counts_of`'s counts."""
+    return (counts > 0).astype(np.float32)
 
 
 def counts_of(latex: list[str], vocabulary: list[str]) -> np.ndarray:
@@ -398,9 +398,10 @@ def main(argv: list[str] | None = None) -> int:
         if state
         else hme_tokens.build_vocabulary(train.latex, 1 if args.smoke else 3)
     )
-    train_counts = torch.from_numpy(counts_of(train.latex, vocabulary))
-    train_targets = (train_counts > 0).float()  # presence: targets_of's rule
-    val_targets = targets_of(val.latex, vocabulary)
+    label_counts = counts_of(train.latex, vocabulary)
+    train_counts = torch.from_numpy(label_counts)
+    train_targets = torch.from_numpy(presence_of(label_counts))
+    val_targets = presence_of(counts_of(val.latex, vocabulary))
     print(
         f"{len(train)} training images, {len(val)} validation images,"
         f" {len(vocabulary)} symbol classes, canvas {args.canvas}, bf16 {bf16}",
