@@ -524,3 +524,19 @@ class CountOptionTests(SimpleTestCase):
                 ):
                     parse_args([*base, option, bad])
                 self.assertIn(option, err.getvalue())
+
+
+class FoldValidationTests(SimpleTestCase):
+    def test_folding_trains_on_validation_and_keeps_the_calibration_rows(self):
+        from plom_clustering_plugin.training import hme_data
+
+        latex = [f"x + {i % 40}" for i in range(200)]
+        train, calib, val = hme_data.training_splits(latex, 0.2, 0.1, seed=3)
+        folded = hme_data.training_splits(latex, 0.2, 0.1, seed=3, fold_val=True)
+        self.assertTrue(val)
+        self.assertEqual(folded[1], calib)
+        self.assertEqual(folded[2], [])
+        self.assertEqual(folded[0], sorted(train + val))
+        # Still no calibration expression among the rows trained on.
+        held = {latex[i] for i in calib}
+        self.assertFalse(held & {latex[i] for i in folded[0]})

@@ -82,14 +82,20 @@ def hold_out_calibration(
 
 
 def training_splits(
-    latex: list[str], val_share: float, calib_share: float, seed: int
+    latex: list[str],
+    val_share: float,
+    calib_share: float,
+    seed: int,
+    fold_val: bool = False,
 ) -> tuple[list[int], list[int], list[int]]:
     """Rows to train on, to calibrate the distances on, and to validate on.
 
     Split by expression (``val_share``; 0 trains on everything), then ``calib_share`` of
     the training expressions held out for calibration (empty when 0): the one rule that
     ``hme_train`` and ``hme_views`` share, so a wrapped model is calibrated and
-    validated on the images its training run set aside.
+    validated on the images its training run set aside.  ``fold_val`` trains on the
+    validation expressions too (no validation rows left) while the calibration rows
+    stay those of the split: the refit of a chosen recipe on more data.
     """
     train_rows, val_rows = split_by_expression(latex, val_share, seed)
     calib_rows: list[int] = []
@@ -99,6 +105,8 @@ def training_splits(
         )
         calib_rows = [train_rows[i] for i in held]
         train_rows = [train_rows[i] for i in fit]
+    if fold_val:
+        train_rows, val_rows = sorted(train_rows + val_rows), []
     return train_rows, calib_rows, val_rows
 
 
@@ -228,6 +236,7 @@ def load_training_data(
     calib_share: float,
     seed: int,
     dot_reach: int = 0,
+    fold_val: bool = False,
 ) -> TrainingData:
     """Render ``data`` (or reload it from ``cache_dir``) and split it as training did."""
     rows = read_labels(data)
@@ -235,7 +244,7 @@ def load_training_data(
     cache = canvas_cache(Path(cache_dir), key) if cache_dir else None
     everything = load_set(rows, cache, canvas, dot_reach)
     train, calibration, val = training_splits(
-        everything.latex, val_share, calib_share, seed
+        everything.latex, val_share, calib_share, seed, fold_val
     )
     return TrainingData(rows, everything, key, train, calibration, val, dot_reach)
 
@@ -250,6 +259,9 @@ def add_source_split_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="the training run's")
     parser.add_argument("--val-share", type=float, default=0.2, help="as trained")
     parser.add_argument("--calib-share", type=float, default=0.1, help="as trained")
+    parser.add_argument(
+        "--fold-val", action="store_true", help="as trained (validation trained on)"
+    )
     parser.add_argument("--cache-dir", help="where rendered canvases are kept")
 
 
@@ -307,6 +319,7 @@ def load_source_split(
         calib_share=args.calib_share,
         seed=args.seed,
         dot_reach=dot_reach,
+        fold_val=args.fold_val,
     )
 
 

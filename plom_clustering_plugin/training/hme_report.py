@@ -123,8 +123,13 @@ def final_report(
             + (
                 "all expressions"
                 if args.all_data
-                else f"{1 - args.val_share:.0%} of the expressions (split by"
-                " expression, seeded)"
+                else (
+                    "all expressions but the calibration ones (the validation"
+                    f" {args.val_share:.0%} trained on too)"
+                    if args.fold_val
+                    else f"{1 - args.val_share:.0%} of the expressions (split by"
+                    " expression, seeded)"
+                )
             )
             + (
                 f", {len(train)} images trained on and {len(calibration)} images of"
@@ -255,6 +260,8 @@ def calibrate_and_validate(
         "validation": (
             "by-expression validation split of crohme-dev (20% of its expressions, never"
             " trained on); dev-set figures, not the held-out acceptance set"
+            if val_paths
+            else "none: every expression but the calibration ones was trained on"
         ),
         "review_confidence": review if isinstance(review, float) else 0.0,
         "calibration_on_training_split": calibrated,

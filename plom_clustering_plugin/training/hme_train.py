@@ -102,6 +102,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--val-share", type=float, default=0.2)
     parser.add_argument("--all-data", action="store_true", help="train on every image")
     parser.add_argument(
+        "--fold-val",
+        action="store_true",
+        help="train on the validation expressions too; calibration rows unchanged",
+    )
+    parser.add_argument(
         "--calib-share",
         type=float,
         default=0.0,
@@ -379,8 +384,12 @@ def main(argv: list[str] | None = None) -> int:
         calib_share=args.calib_share,
         seed=args.seed,
         dot_reach=args.dot_reach,
+        fold_val=args.fold_val,
     )
     train, calibration, val = data.sets()
+    # With the validation rows trained on, the held-out calibration rows are the only
+    # unseen writing left to watch the run by.
+    watched = calibration if args.fold_val and calibration is not None else val
     scanned = None
     if args.scan_share > 0:
         scanned = hme_data.scanned_copies(data, args.canvas, args.seed, ckpt_dir)
@@ -401,7 +410,7 @@ def main(argv: list[str] | None = None) -> int:
     label_counts = counts_of(train.latex, vocabulary)
     train_counts = torch.from_numpy(label_counts)
     train_targets = torch.from_numpy(presence_of(label_counts))
-    val_targets = presence_of(counts_of(val.latex, vocabulary))
+    watched_targets = presence_of(counts_of(watched.latex, vocabulary))
     print(
         f"{len(train)} training images, {len(val)} validation images,"
         f" {len(vocabulary)} symbol classes, canvas {args.canvas}, bf16 {bf16}",
@@ -522,8 +531,8 @@ def main(argv: list[str] | None = None) -> int:
             record["proxy"] = round(float(np.mean([p for _, _, p, _ in losses])), 4)
         if args.count > 0:
             record["count"] = round(float(np.mean([n for *_, n in losses])), 4)
-        if len(val) and (epoch % args.val_every == 0 or epoch == args.epochs):
-            record |= monitor(net, val, val_targets, args.seed, bf16)
+        if len(watched) and (epoch % args.val_every == 0 or epoch == args.epochs):
+            record |= monitor(net, watched, watched_targets, args.seed, bf16)
         history.append(record)
         print(json.dumps(record), flush=True)
         if warning := skipped_warning(skipped, len(losses), bf16):
