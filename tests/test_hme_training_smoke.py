@@ -145,6 +145,10 @@ class HmeTrainingSmokeTests(SimpleTestCase):
             self.assertIn("symbol-count loss (1)", entry.description)
             self.assertIn("expression-centre loss (0.25)", entry.description)
             self.assertIn("review_confidence", entry.metrics)
+            self.assertEqual(
+                entry.metrics["training"]["split"],
+                {"seed": 0, "val_share": 0.2, "calib_share": 0.3, "fold_val": False},
+            )
             session = ort.InferenceSession(
                 str(onnx_path), providers=["CPUExecutionProvider"]
             )
@@ -185,6 +189,16 @@ class HmeTrainingSmokeTests(SimpleTestCase):
             self.assertEqual(wrapped.metrics["training"]["source_sha256"], entry.sha256)
             self.assertIn("true_k", wrapped.metrics["val_clean"])
             self.assertEqual(read.shape, vectors.shape)
+            self.assertEqual(
+                wrapped.metrics["training"]["split"], entry.metrics["training"]["split"]
+            )
+            # Another split would calibrate on rows the run learnt: refused, no file.
+            argv = [*common[:2], "--model", str(onnx_path), "--out", str(root / "3f")]
+            argv += ["--version", "3f", "--calib-share", "0.3", "--fold-val"]
+            with redirect_stderr(io.StringIO()) as err:
+                self.assertEqual(hme_views.main(argv), 2)
+            self.assertIn("(asked: --fold-val)", err.getvalue())
+            self.assertFalse((root / "3f").exists())
 
             # The run and its views model side by side: one file, both widths.
             both, read = derived(
@@ -540,3 +554,47 @@ class FoldValidationTests(SimpleTestCase):
         # Still no calibration expression among the rows trained on.
         held = {latex[i] for i in calib}
         self.assertFalse(held & {latex[i] for i in folded[0]})
+
+    def test_a_folded_source_needs_fold_val_even_when_its_entry_predates_the_record(
+        self,
+    ):
+        import argparse
+        from dataclasses import replace
+
+        from plom_clustering_plugin.ml.hme import read_entry
+        from plom_clustering_plugin.training import hme_data
+
+        weights = Path(__file__).resolve().parent.parent / "weights"
+        shipped = read_entry(weights / "hme-symbols-v54.entry.json")
+        folded = replace(
+            shipped,
+            metrics={},
+            training_data="all expressions but the calibration ones (the validation"
+            " 20% trained on too), 10 images trained on",
+        )
+        asked = argparse.Namespace(seed=0, val_share=0.2, calib_share=0.1)
+        hme_data.check_source_split(
+            argparse.Namespace(**vars(asked), fold_val=True), folded
+        )
+        with self.assertRaisesRegex(ValueError, "trained with --fold-val"):
+            hme_data.check_source_split(
+                argparse.Namespace(**vars(asked), fold_val=False), folded
+            )
+        # A recorded split is compared option by option.
+        recorded = replace(
+            folded,
+            metrics={
+                "training": {
+                    "split": hme_data.split_record(
+                        argparse.Namespace(**vars(asked), fold_val=True)
+                    )
+                }
+            },
+        )
+        other = argparse.Namespace(
+            seed=0, val_share=0.2, calib_share=0.15, fold_val=True
+        )
+        with self.assertRaisesRegex(
+            ValueError, r"--calib-share 0.1 \(asked: --calib-share 0.15\)"
+        ):
+            hme_data.check_source_split(other, recorded)

@@ -265,6 +265,55 @@ def add_source_split_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cache-dir", help="where rendered canvases are kept")
 
 
+def split_record(args: argparse.Namespace) -> dict:
+    """The data split a run's rows came from, as its entry keeps it for derived tools.
+
+    ``val_share`` is the one applied: 0 for an ``--all-data`` training run.
+    """
+    return {
+        "seed": args.seed,
+        "val_share": 0.0 if getattr(args, "all_data", False) else args.val_share,
+        "calib_share": args.calib_share,
+        "fold_val": bool(args.fold_val),
+    }
+
+
+def check_source_split(args: argparse.Namespace, entry: ModelEntry) -> None:
+    """Refuse a derived tool's split options unless they give the source's rows.
+
+    Other options would calibrate on expressions the source trained on, or report
+    "validation" figures on images it learnt, without any error.  Entries written
+    before the split was recorded keep it only in prose: there the folded validation
+    split, the option most easily forgotten, is checked.
+
+    Raises:
+        ValueError: naming the options that differ.
+    """
+    asked = split_record(args)
+    recorded = entry.metrics.get("training", {}).get("split")
+    if recorded is None:
+        recorded = {"fold_val": "trained on too" in (entry.training_data or "")}
+    differ = [
+        f"{_as_option(key, recorded[key])} (asked: {_as_option(key, asked[key])})"
+        for key in recorded
+        if key in asked and recorded[key] != asked[key]
+    ]
+    if differ:
+        raise ValueError(
+            f"hme-symbols v{entry.version} was trained with "
+            + ", ".join(differ)
+            + "; give its training run's split options"
+        )
+
+
+def _as_option(key: str, value: bool | float) -> str:
+    """``fold_val``/``True`` as ``--fold-val``, ``calib_share``/0.1 as ``--calib-share 0.1``."""
+    name = "--" + key.replace("_", "-")
+    if isinstance(value, bool):
+        return name if value else f"no {name}"
+    return f"{name} {value:g}"
+
+
 def add_source_model_options(parser: argparse.ArgumentParser) -> None:
     """``--model`` and ``--entry``: the one trained model a tool derives a new one from."""
     parser.add_argument("--model", required=True, help="a trained hme-symbols .onnx")

@@ -220,6 +220,8 @@ def main(argv: list[str] | None = None) -> int:
         print("error: the teacher's crops keep other specks", file=sys.stderr)
         return 2
     try:
+        for source in (entry, teacher_entry):
+            hme_data.check_source_split(args, source)
         onnx_path = hme_data.derived_onnx_path(
             args, [student_path, teacher_path], "an input model"
         )

@@ -153,6 +153,8 @@ def main(argv: list[str] | None = None) -> int:
     entries = [read_entry(p.with_suffix(".entry.json")) for p in paths]
     try:
         check_members(entries)
+        for entry in entries:
+            hme_data.check_source_split(args, entry)
         onnx_path = hme_data.derived_onnx_path(args, paths, "a member")
         first = onnx.load(str(paths[0]))
         joined = join_models(

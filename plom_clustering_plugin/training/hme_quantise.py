@@ -140,6 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     source, entry = hme_data.source_model(args)
     try:
+        hme_data.check_source_split(args, entry)
         onnx_path = hme_data.derived_onnx_path(args, [source], "the model it quantises")
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)

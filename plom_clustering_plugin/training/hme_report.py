@@ -202,7 +202,8 @@ def final_report(
         seed=args.seed,
         threads=args.threads,
         smoke=args.smoke,
-        training=extra | {"history_tail": history[-3:]},
+        training=extra
+        | {"history_tail": history[-3:], "split": hme_data.split_record(args)},
         dot_reach=args.dot_reach,
     )
 
@@ -341,6 +342,6 @@ def write_derived(
         seed=args.seed,
         threads=args.threads,
         smoke=args.smoke,
-        training=training,
+        training=training | {"split": hme_data.split_record(args)},
         dot_reach=source.input.dot_reach,
     )

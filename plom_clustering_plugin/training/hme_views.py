@@ -187,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     source, entry = hme_data.source_model(args)
     canvas = entry.input.canvas
     try:
+        hme_data.check_source_split(args, entry)
         wrapped = add_views(onnx.load(str(source)), canvas, args.shrink)
         onnx_path = hme_data.derived_onnx_path(args, [source], "the model it wraps")
     except ValueError as err:
