@@ -11,7 +11,8 @@ batched), clustering time and peak memory for N = 100, 1,000 and 10,000 syntheti
 embeddings (each in its own process, with a time and memory limit), the end-to-end
 job time for N = 50 and 500 really scanned papers in a throwaway Plom database (each
 N in its own process, see :mod:`.evaluation.end_to_end`), and this process's peak
-RSS.  Uses only data it makes itself.
+RSS, headed by the CPU and the instruction sets its speed depends on.  Uses only data
+it makes itself.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from pathlib import Path
 
 from .argtypes import whole_number
 from .evaluation.cluster_scaling import CLUSTERERS, measure
+from .evaluation.machine import describe_machine, format_machine
 from .evaluation.throughput import measure_throughput
 
 #: Answers per question in the clustering runs.
@@ -114,6 +116,7 @@ def run_benchmark(args: argparse.Namespace) -> dict:
             )
     crops = _crops(args)
     return {
+        "machine": describe_machine(),
         "quick": args.quick,
         "crops": crops,
         "throughput": measure_throughput(crops, extra=args.embedders),
@@ -125,7 +128,10 @@ def run_benchmark(args: argparse.Namespace) -> dict:
 
 def format_benchmark(result: dict) -> str:
     """Plain-text tables of a benchmark result."""
-    lines = [f"throughput (crops per second, one process, {result['crops']} per kind)"]
+    lines = [f"machine: {format_machine(result['machine'])}"]
+    lines.append(
+        f"throughput (crops per second, one process, {result['crops']} per kind)"
+    )
     for row in result["throughput"]:
         lines.append(
             f"  {row['stage']:<16} {row['kind']:<4} {row['setting']:<28} "

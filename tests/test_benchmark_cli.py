@@ -9,7 +9,13 @@ from django.test import SimpleTestCase
 
 from plom_clustering_plugin import benchmark
 from plom_clustering_plugin.evaluation.cluster_scaling import measure
+from plom_clustering_plugin.evaluation.machine import (
+    cpu_flags,
+    describe_machine,
+    format_machine,
+)
 from plom_clustering_plugin.evaluation.methods import EMBEDDERS
+from plom_clustering_plugin.training.cpu import bf16_is_fast
 
 
 def run_benchmark(test: SimpleTestCase, *argv: str) -> tuple[dict, str]:
@@ -27,6 +33,9 @@ class BenchmarkQuickTest(SimpleTestCase):
     def test_quick_run_prints_and_writes_every_measurement(self):
         result, text = run_benchmark(self, "--quick", "--embedders", "hme-symbols:7")
         self.assertIn("end-to-end (scanned papers", text)
+        machine = result["machine"]
+        self.assertGreaterEqual(machine["cores"], 1)
+        self.assertIn(f"machine: {machine['cpu']}, {machine['cores']} cores", text)
         self.assertIn("peak RSS of this process", text)
         self.assertIn("skipped (--quick)", text)
         (run,) = result["end_to_end"]
@@ -79,3 +88,24 @@ class BenchmarkCropsTest(SimpleTestCase):
         with redirect_stderr(err), self.assertRaises(SystemExit):
             benchmark.main(["--crops", "0"])
         self.assertIn("must be 1 or more", err.getvalue())
+
+
+class MachineTest(SimpleTestCase):
+    def test_the_cpu_model_and_the_features_that_move_speed_are_read(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            cpuinfo = Path(tmp, "cpuinfo")
+            processor = (
+                "model name\t: Example CPU 9000\nflags\t\t: fpu sse2 avx avx2 fma\n"
+            )
+            cpuinfo.write_text("processor\t: 0\n" + processor * 2)
+            machine = describe_machine(cpuinfo)
+            self.assertEqual(machine["cpu"], "Example CPU 9000")
+            self.assertEqual(machine["features"], ["avx2"])
+            line = format_machine(machine)
+            self.assertIn("Example CPU 9000", line)
+            self.assertIn("avx2 (not avx512f, avx512_vnni", line)
+            # No bf16 instructions: training stays in float32.
+            self.assertFalse(bf16_is_fast(cpuinfo))
+            cpuinfo.write_text(processor.replace("fma", "fma avx512f avx512_bf16"))
+            self.assertTrue(bf16_is_fast(cpuinfo))
+            self.assertEqual(cpu_flags(Path(tmp, "missing")), set())

@@ -10,20 +10,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..evaluation.machine import cpu_flags
+
 _BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 
 
 def bf16_is_fast(cpuinfo: str | Path = "/proc/cpuinfo") -> bool:
     """True when the CPU advertises native bf16 arithmetic (Linux; else False)."""
-    try:
-        text = Path(cpuinfo).read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return False
-    flags = set()
-    for line in text.splitlines():
-        if line.startswith("flags"):
-            flags.update(line.split(":", 1)[-1].split())
-    return any(flag in flags for flag in _BF16_FLAGS)
+    return not cpu_flags(cpuinfo).isdisjoint(_BF16_FLAGS)
 
 
 def use_bf16(choice: str) -> bool:
