@@ -397,6 +397,19 @@ class SkippedStepWarningTests(SimpleTestCase):
         self.assertIn("--bf16 off", warning)
         self.assertNotIn("--bf16", skipped_warning(30, 150, False))
 
+    def test_a_pace_that_would_hit_the_time_cap_is_warned_about(self):
+        from plom_clustering_plugin.training.hme_train import pace_warning
+
+        # 47 epochs left at 1.1 min fit in 110 min; at 3.1 min they do not.
+        self.assertIsNone(pace_warning(1.1, 1, 48, 110.0, True))
+        warning = pace_warning(3.1, 1, 48, 110.0, False)
+        self.assertIn("need about 146 min, 110 remain", warning)
+        self.assertIn("stop near epoch 36 of 48", warning)
+        self.assertIn("without native bf16", warning)
+        self.assertIn("--resume", warning)
+        # Already past the cap: it stops at once.
+        self.assertIn("near epoch 5 of 48", pace_warning(2.0, 5, 48, -1.0, True))
+
 
 @skipIf(NO_TORCH, "torch is not installed (pip install torch==2.13.0)")
 class NetworkShapeTests(SimpleTestCase):
