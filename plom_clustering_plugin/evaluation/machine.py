@@ -66,7 +66,7 @@ def describe_machine(cpuinfo: str | Path = "/proc/cpuinfo") -> dict:
 
 
 def format_machine(machine: dict) -> str:
-    """One line: ``AMD EPYC, 2 cores, avx2 (no avx512f, ...); onnxruntime 1.x``."""
+    """One line: ``AMD EPYC, 2 cores, avx2 (not avx512f, ...); onnxruntime 1.x, ...``."""
     have = machine["features"]
     lacking = [name for name in CPU_FEATURES if name not in have]
     features = ", ".join(have) or "none of " + ", ".join(CPU_FEATURES)
