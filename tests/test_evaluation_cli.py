@@ -96,6 +96,7 @@ class EvaluateInProcessTest(ToyDataTestCase):
         for method in METHODS:
             self.assertIn(method, out)
         run = json.loads(out_json.read_text())
+        self.assertGreaterEqual(run["machine"]["cores"], 1)  # whose crops/s these are
         seen = Counter((r["protocol"], r["mode"]) for r in run["results"])
         # upstream-plom and one-group have no true-k mode; exam is automatic k only.
         self.assertEqual(

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .datasets import Dataset
+from .machine import describe_machine
 from .methods import Method, build_method
 from .metrics import METRIC_NAMES, score_clustering
 from .protocols import EXAM, MANY, Question, all_classes, exam_questions, top_classes
@@ -215,6 +216,8 @@ def evaluate(
         "limit_questions": config.limit_questions,
         "max_answers": config.max_answers,
         "code": code_fingerprint(),
+        # The crops/s columns are this machine's.
+        "machine": describe_machine(),
         "protocols": protocols,
         "results": results,
         **config.extra,
