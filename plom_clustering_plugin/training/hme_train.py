@@ -459,6 +459,7 @@ def main(argv: list[str] | None = None) -> int:
 
     group = torch.from_numpy(train.group)
     stopped_early = False
+    first_epoch = epoch + 1  # this process's, after a resume too
     while epoch < args.epochs:
         rng = np.random.default_rng([init_seed, epoch])
         gen = torch.Generator().manual_seed(init_seed * 1000 + epoch)
@@ -537,11 +538,11 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(record), flush=True)
         if warning := skipped_warning(skipped, len(losses), bf16):
             print(warning, flush=True)
-        if len(history) == 1 + (state["epoch"] if state else 0):
-            elapsed = (time.monotonic() - started) / 60
-            pace = (time.monotonic() - tick) / 60
+        if epoch == first_epoch:
+            now = time.monotonic()
+            minutes_left = args.minutes - (now - started) / 60
             if warning := pace_warning(
-                pace, epoch, args.epochs, args.minutes - elapsed, bf16
+                (now - tick) / 60, epoch, args.epochs, minutes_left, bf16
             ):
                 print(warning, flush=True)
         save(
