@@ -42,6 +42,32 @@ class NearestGroupTests(SimpleTestCase):
         self.assertEqual([len(g) for g in groups], [4, 4, 4])
         self.assertEqual(len(set(np.concatenate(groups).tolist())), 12)
 
+    def test_distinct_groups_take_one_row_per_expression_nearest_first(self):
+        # A look-alike family of 6 expressions, one of them with 5 writings, and a
+        # far family of 6 one-off expressions: the near family still fills a group.
+        vectors, blob = blobs(count=2, size=10)
+        keep = (
+            np.flatnonzero(blob == 0).tolist() + np.flatnonzero(blob == 1)[:6].tolist()
+        )
+        vectors, blob = vectors[keep], blob[keep]
+        expression = np.array([0, 0, 0, 0, 0, 1, 2, 3, 4, 5, 10, 11, 12, 13, 14, 15])
+        groups = hme_hard.nearest_groups(
+            vectors, 6, np.random.default_rng(2), group=expression
+        )
+        for members in groups:
+            self.assertEqual(len(set(expression[members].tolist())), 6)
+        found = [sorted(expression[g].tolist()) for g in groups]
+        self.assertIn([0, 1, 2, 3, 4, 5], found)
+
+    def test_distinct_grouping_stops_when_too_few_expressions_are_free(self):
+        vectors, _ = blobs(count=1, size=8)
+        expression = np.array([0, 0, 0, 0, 1, 1, 2, 3])
+        groups = hme_hard.nearest_groups(
+            vectors, 4, np.random.default_rng(0), group=expression
+        )
+        self.assertEqual(len(groups), 1)
+        self.assertEqual(sorted(expression[groups[0]].tolist()), [0, 1, 2, 3])
+
 
 class MixedBatchTests(SimpleTestCase):
     def setUp(self):
@@ -56,9 +82,15 @@ class MixedBatchTests(SimpleTestCase):
         self.calls.append(rows.copy())
         return self.vectors[rows]
 
-    def batches(self, anchors, share):
+    def batches(self, anchors, share, distinct=False):
         return hme_hard.mixed_batches(
-            self.embed, self.group, anchors, 4, share, np.random.default_rng(3)
+            self.embed,
+            self.group,
+            anchors,
+            4,
+            share,
+            np.random.default_rng(3),
+            distinct=distinct,
         )
 
     def test_every_hard_batch_holds_one_look_alike_family(self):
@@ -81,6 +113,18 @@ class MixedBatchTests(SimpleTestCase):
         self.assertLessEqual(len(rows), 12)  # 12 hard anchors, some repeated
         opened = np.concatenate([b[:4] for b in batches])
         self.assertEqual(sorted(opened.tolist()), sorted(anchors.tolist()))
+
+    def test_distinct_hard_batches_hold_one_anchor_per_expression(self):
+        anchors = np.arange(len(self.group))
+        batches = self.batches(anchors, 1.0, distinct=True)
+        self.assertEqual(len(batches), len(anchors) // 4)
+        for batch in batches:
+            self.assertEqual(len(set(self.group[batch[:4]].tolist())), 4)
+        # Every anchor still opens a pair: those no hard batch took join random ones.
+        opened = np.concatenate([b[:4] for b in batches])
+        self.assertEqual(sorted(opened.tolist()), anchors.tolist())
+        hard_families = [len(set(self.blob[b].tolist())) for b in batches]
+        self.assertEqual(hard_families.count(1), len(batches))
 
     def test_no_hard_share_never_calls_the_net(self):
         batches = self.batches(np.arange(len(self.group)), 0.0)
@@ -106,3 +150,14 @@ class HardShareArgumentTests(SimpleTestCase):
             ):
                 parse_args([*base, "--hard-share", bad])
             self.assertIn("--hard-share", err.getvalue())
+
+    def test_distinct_hard_batches_need_a_hard_share(self):
+        from plom_clustering_plugin.training.hme_train import parse_args
+
+        base = ["--data", "d", "--out", "o"]
+        given = parse_args([*base, "--hard-share", "0.25", "--hard-distinct"])
+        self.assertTrue(given.hard_distinct)
+        self.assertFalse(parse_args(base).hard_distinct)
+        with redirect_stderr(io.StringIO()) as err, self.assertRaises(SystemExit):
+            parse_args([*base, "--hard-distinct"])
+        self.assertIn("--hard-share", err.getvalue())

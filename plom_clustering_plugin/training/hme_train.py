@@ -9,6 +9,7 @@ Usage::
         [--canvas 96x384] [--scan-share 0.5] [--version 3] [--bf16 auto|on|off]
         [--synth-fonts debian] [--synth-copies 2] [--synth-exam 1500]
         [--synth-share 0.33] [--synth-symbols 0] [--lone-boost 1] [--hard-share 0]
+        [--hard-distinct]
         [--near-misses 0] [--lr-horizon F] [--proxy 0] [--count 0]
         [--count-embed 0]
 
@@ -53,6 +54,8 @@ which session 17 measured as better than finishing it in 48 epochs).
 ``--hard-share H`` puts H of each epoch's anchors in hard batches (``hme_hard``): a
 random anchor with the anchors the current net embeds nearest to it, so look-alike
 expressions meet in one batch and the contrastive loss has to separate them.
+``--hard-distinct`` takes one anchor per expression into a hard batch, so that a
+batch opened from an expression with many writings holds its look-alikes.
 """
 
 from __future__ import annotations
@@ -184,6 +187,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="share of each epoch's anchors batched with their nearest neighbours",
     )
     parser.add_argument(
+        "--hard-distinct",
+        action="store_true",
+        help="hard batches take one anchor per expression (needs --hard-share)",
+    )
+    parser.add_argument(
         "--near-misses",
         type=count,
         default=0,
@@ -219,6 +227,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--near-misses needs --synth-fonts to typeset them")
     if args.near_misses and args.hard_share:
         parser.error("--near-misses and --hard-share batch differently: choose one")
+    if args.hard_distinct and not args.hard_share:
+        parser.error("--hard-distinct shapes hard batches: give --hard-share too")
     if args.count_embed > 0 and args.count <= 0:
         parser.error("--count-embed needs the counting head: give --count too")
     if args.smoke:
@@ -474,6 +484,7 @@ def main(argv: list[str] | None = None) -> int:
                 args.batch_pairs,
                 args.hard_share,
                 rng,
+                distinct=args.hard_distinct,
             )
         elif family is not None:
             batches = hme_data.partnered_chunks(
