@@ -120,11 +120,21 @@ class MixedBatchTests(SimpleTestCase):
         self.assertEqual(len(batches), len(anchors) // 4)
         for batch in batches:
             self.assertEqual(len(set(self.group[batch[:4]].tolist())), 4)
-        # Every anchor still opens a pair: those no hard batch took join random ones.
+        # Every anchor opens a pair (here every hard anchor finds a hard batch).
         opened = np.concatenate([b[:4] for b in batches])
         self.assertEqual(sorted(opened.tolist()), anchors.tolist())
         hard_families = [len(set(self.blob[b].tolist())) for b in batches]
         self.assertEqual(hard_families.count(1), len(batches))
+
+    def test_hard_anchors_no_distinct_batch_takes_join_random_batches(self):
+        # Expression 0 opens 8 of the 16 pairs: at most one per hard batch, so at
+        # least 4 of its turns are left over and must still open pairs.
+        anchors = np.concatenate([np.zeros(8, np.int64), np.arange(2, 10)])
+        batches = self.batches(anchors, 1.0, distinct=True)
+        opened = np.concatenate([b[:4] for b in batches])
+        self.assertEqual(sorted(opened.tolist()), sorted(anchors.tolist()))
+        repeats = [len(set(self.group[b[:4]].tolist())) < 4 for b in batches]
+        self.assertIn(True, repeats)  # a random batch took the leftovers
 
     def test_no_hard_share_never_calls_the_net(self):
         batches = self.batches(np.arange(len(self.group)), 0.0)
