@@ -144,6 +144,16 @@ class MixedBatchTests(SimpleTestCase):
         self.assertGreater(max(families), 1)  # random batches mix families
 
 
+class HardFromTests(SimpleTestCase):
+    def test_epochs_before_the_first_hard_one_batch_at_random(self):
+        shares = [hme_hard.share_in_epoch(0.25, epoch, 3) for epoch in range(5)]
+        self.assertEqual(shares, [0.0, 0.0, 0.25, 0.25, 0.25])
+
+    def test_from_the_first_epoch_every_epoch_has_hard_batches(self):
+        shares = {hme_hard.share_in_epoch(0.5, epoch, 1) for epoch in range(4)}
+        self.assertEqual(shares, {0.5})
+
+
 @skipIf(NO_TORCH, "torch is not installed (pip install torch==2.13.0)")
 class HardShareArgumentTests(SimpleTestCase):
     def test_the_share_is_a_fraction(self):
@@ -171,3 +181,22 @@ class HardShareArgumentTests(SimpleTestCase):
         with redirect_stderr(io.StringIO()) as err, self.assertRaises(SystemExit):
             parse_args([*base, "--hard-distinct"])
         self.assertIn("--hard-share", err.getvalue())
+
+    def test_a_late_start_needs_a_hard_share_and_counts_from_one(self):
+        from plom_clustering_plugin.training.hme_train import parse_args
+
+        base = ["--data", "d", "--out", "o"]
+        late = parse_args([*base, "--hard-share", "0.25", "--hard-from", "25"])
+        self.assertEqual(late.hard_from, 25)
+        self.assertEqual(parse_args(base).hard_from, 1)
+        for bad in (
+            ["--hard-from", "25"],
+            ["--hard-share", "0.25", "--hard-from", "0"],
+        ):
+            with (
+                self.subTest(argv=bad),
+                redirect_stderr(io.StringIO()) as err,
+                self.assertRaises(SystemExit),
+            ):
+                parse_args([*base, *bad])
+            self.assertIn("--hard-", err.getvalue())

@@ -187,6 +187,7 @@ def final_report(
                 f", {args.hard_share:.0%} of anchors batched with their nearest"
                 " neighbours by the net's own embedding"
                 + (", one per expression" if args.hard_distinct else "")
+                + (f", from epoch {args.hard_from}" if args.hard_from > 1 else "")
                 if args.hard_share
                 else ""
             )

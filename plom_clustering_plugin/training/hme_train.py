@@ -9,7 +9,7 @@ Usage::
         [--canvas 96x384] [--scan-share 0.5] [--version 3] [--bf16 auto|on|off]
         [--synth-fonts debian] [--synth-copies 2] [--synth-exam 1500]
         [--synth-share 0.33] [--synth-symbols 0] [--lone-boost 1] [--hard-share 0]
-        [--hard-distinct]
+        [--hard-distinct] [--hard-from 1]
         [--near-misses 0] [--lr-horizon F] [--proxy 0] [--count 0]
         [--count-embed 0]
 
@@ -56,6 +56,8 @@ random anchor with the anchors the current net embeds nearest to it, so look-ali
 expressions meet in one batch and the contrastive loss has to separate them.
 ``--hard-distinct`` takes one anchor per expression into a hard batch, so that a
 batch opened from an expression with many writings holds its look-alikes.
+``--hard-from E`` starts the hard batches at epoch E, once the net's neighbours mean
+something; the epochs before it are all random batches.
 """
 
 from __future__ import annotations
@@ -192,6 +194,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="hard batches take one anchor per expression (needs --hard-share)",
     )
     parser.add_argument(
+        "--hard-from",
+        type=whole_number(1),
+        default=1,
+        help="first epoch, from 1, with hard batches (needs --hard-share; 1: all)",
+    )
+    parser.add_argument(
         "--near-misses",
         type=count,
         default=0,
@@ -229,6 +237,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--near-misses and --hard-share batch differently: choose one")
     if args.hard_distinct and not args.hard_share:
         parser.error("--hard-distinct shapes hard batches: give --hard-share too")
+    if args.hard_from > 1 and not args.hard_share:
+        parser.error("--hard-from delays hard batches: give --hard-share too")
     if args.count_embed > 0 and args.count <= 0:
         parser.error("--count-embed needs the counting head: give --count too")
     if args.smoke:
@@ -476,13 +486,14 @@ def main(argv: list[str] | None = None) -> int:
         tick, seen, losses, skipped = time.monotonic(), 0, [], 0
         anchors = epoch_anchors(real_rows, len(train), args.synth_share, rng)
         anchors = boost(anchors, lone, args.lone_boost)
-        if args.hard_share > 0:
+        hard_share = hme_hard.share_in_epoch(args.hard_share, epoch, args.hard_from)
+        if hard_share > 0:
             batches = hme_hard.mixed_batches(
                 lambda rows: infer(net, train.canvases[rows], bf16)[1],
                 train.group,
                 anchors,
                 args.batch_pairs,
-                args.hard_share,
+                hard_share,
                 rng,
                 distinct=args.hard_distinct,
             )
