@@ -103,7 +103,7 @@ class HmeTrainingSmokeTests(SimpleTestCase):
             common += ["--calib-share", "0.3", "--synth-symbols", "1"]
             common += ["--lone-boost", "2", "--hard-share", "0.5"]
             common += ["--dot-reach", "8", "--proxy", "0.25"]
-            common += ["--count", "1"]
+            common += ["--count", "1", "--views-loss", "2/3", "--views-from", "2"]
             # CPU time, not wall time: CI machines are shared and the budget is ours.
             started = time.process_time()
             with redirect_stdout(io.StringIO()) as log:
@@ -144,6 +144,8 @@ class HmeTrainingSmokeTests(SimpleTestCase):
             )
             self.assertIn("symbol-count loss (1)", entry.description)
             self.assertIn("expression-centre loss (0.25)", entry.description)
+            self.assertIn("reading shrunk to 2/3", entry.description)
+            self.assertIn("--shrink 2/3) from epoch 2", entry.description)
             self.assertIn("review_confidence", entry.metrics)
             self.assertEqual(
                 entry.metrics["training"]["split"],

@@ -191,6 +191,14 @@ def final_report(
                 if args.hard_share
                 else ""
             )
+            + (
+                f", the contrastive loss on the mean of each image's reading and its"
+                f" reading shrunk to {args.views_loss} (read it with hme_views"
+                f" --shrink {args.views_loss})"
+                + (f" from epoch {args.views_from}" if args.views_from > 1 else "")
+                if args.views_loss is not None
+                else ""
+            )
         ),
     )
     return calibrate_and_validate(

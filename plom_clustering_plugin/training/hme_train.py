@@ -9,7 +9,8 @@ Usage::
         [--canvas 96x384] [--scan-share 0.5] [--version 3] [--bf16 auto|on|off]
         [--synth-fonts debian] [--synth-copies 2] [--synth-exam 1500]
         [--synth-share 0.33] [--synth-symbols 0] [--lone-boost 1] [--hard-share 0]
-        [--hard-distinct] [--hard-from 1]
+        [--hard-distinct] [--hard-from 1] [--views-loss 2/3]
+        [--views-from 1]
         [--near-misses 0] [--lr-horizon F] [--proxy 0] [--count 0]
         [--count-embed 0]
 
@@ -58,6 +59,12 @@ expressions meet in one batch and the contrastive loss has to separate them.
 batch opened from an expression with many writings holds its look-alikes.
 ``--hard-from E`` starts the hard batches at epoch E, once the net's neighbours mean
 something; the epochs before it are all random batches.
+
+``--views-loss 2/3`` trains on what ``hme_views --shrink 2/3`` reads at run time: each
+batch also runs shrunk, and the contrastive loss sees the mean of the two embeddings
+(``hme_view_loss``).  A step with the shrunk copy takes 2.5-3 times as long (it is
+read on the full canvas, as at run time), so ``--views-from E`` keeps it to the epochs
+from E on: from epoch 37 of 48 a run takes 1.4-1.5 times as long.
 """
 
 from __future__ import annotations
@@ -75,12 +82,14 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from ..argtypes import fraction, positive_float, whole_number
+from ..argtypes import exact_fraction, fraction, positive_float, whole_number
 from . import hme_data, hme_export, hme_hard, hme_near, hme_tokens, hme_validate
 from .cpu import use_bf16
 from .hme_augment import augment
 from .hme_model import HmeNet
 from .hme_report import final_report
+from .hme_view_loss import first_reading, with_shrunk
+from .hme_views import shrunk_size
 from .npz_cache import cached_arrays
 
 DEFAULT_CKPT_DIR = Path(
@@ -200,6 +209,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="first epoch, from 1, with hard batches (needs --hard-share; 1: all)",
     )
     parser.add_argument(
+        "--views-loss",
+        type=exact_fraction,
+        help="also read each batch shrunk by this factor (e.g. 2/3) and train the"
+        " contrastive loss on the mean of the two embeddings, as hme_views --shrink"
+        " reads crops at run time (default: one reading, as up to v87)",
+    )
+    parser.add_argument(
+        "--views-from",
+        type=whole_number(1),
+        default=1,
+        help="first epoch, from 1, read twice (needs --views-loss; 1: all)",
+    )
+    parser.add_argument(
         "--near-misses",
         type=count,
         default=0,
@@ -247,6 +269,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.synth_copies, args.synth_exam = 1, 8
         args.synth_symbols = min(args.synth_symbols, 1)
         args.near_misses = min(args.near_misses, 8)
+    if args.views_from > 1 and args.views_loss is None:
+        parser.error("--views-from delays the second reading: give --views-loss too")
+    if args.views_loss is not None:
+        try:
+            shrunk_size(args.canvas, args.views_loss)
+        except ValueError as error:
+            parser.error(f"--views-loss: {error}")
     return args
 
 
@@ -507,6 +536,7 @@ def main(argv: list[str] | None = None) -> int:
             )
         else:
             batches = hme_data.pair_batches(train.group, args.batch_pairs, rng, anchors)
+        shrink = args.views_loss if epoch + 1 >= args.views_from else None
         for batch in batches:
             x = augment(
                 to_input(pick_canvases(train, scanned, batch, args, rng)),
@@ -514,8 +544,13 @@ def main(argv: list[str] | None = None) -> int:
                 zoom_out=args.zoom_out,
             )
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-                logits, emb, counts = net.outputs(
-                    x.contiguous(memory_format=torch.channels_last)
+                logits, emb, counts = first_reading(
+                    *net.outputs(
+                        with_shrunk(x, shrink).contiguous(
+                            memory_format=torch.channels_last
+                        )
+                    ),
+                    len(x),
                 )
             bce = F.binary_cross_entropy_with_logits(
                 logits.float(), train_targets[batch]
