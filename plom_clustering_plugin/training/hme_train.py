@@ -62,9 +62,9 @@ something; the epochs before it are all random batches.
 
 ``--views-loss 2/3`` trains on what ``hme_views --shrink 2/3`` reads at run time: each
 batch also runs shrunk, and the contrastive loss sees the mean of the two embeddings
-(``hme_view_loss``).  A step with the shrunk copy takes 2.5-3 times as long (it is
-read on the full canvas, as at run time), so ``--views-from E`` keeps it to the epochs
-from E on: from epoch 37 of 48 a run takes 1.4-1.5 times as long.
+(``hme_view_loss``).  An epoch with the shrunk copy takes about 1.75 times as long
+(it is read on the full canvas, as at run time), so ``--views-from E`` keeps it to the
+epochs from E on: from epoch 37 of 48 a run takes about 1.2 times as long.
 """
 
 from __future__ import annotations
