@@ -144,14 +144,20 @@ class MixedBatchTests(SimpleTestCase):
         self.assertGreater(max(families), 1)  # random batches mix families
 
 
-class HardFromTests(SimpleTestCase):
-    def test_epochs_before_the_first_hard_one_batch_at_random(self):
-        shares = [hme_hard.share_in_epoch(0.25, epoch, 3) for epoch in range(5)]
-        self.assertEqual(shares, [0.0, 0.0, 0.25, 0.25, 0.25])
+@skipIf(NO_TORCH, "torch is not installed (pip install torch==2.13.0)")
+class FromEpochTests(SimpleTestCase):
+    """``--hard-from`` and ``--views-from`` count from 1; the training loop from 0."""
 
-    def test_from_the_first_epoch_every_epoch_has_hard_batches(self):
-        shares = {hme_hard.share_in_epoch(0.5, epoch, 1) for epoch in range(4)}
-        self.assertEqual(shares, {0.5})
+    def test_epochs_before_the_first_one_are_off(self):
+        from plom_clustering_plugin.training.hme_train import reached
+
+        on = [reached(epoch, 3) for epoch in range(5)]
+        self.assertEqual(on, [False, False, True, True, True])
+
+    def test_from_the_first_epoch_every_epoch_is_on(self):
+        from plom_clustering_plugin.training.hme_train import reached
+
+        self.assertEqual({reached(epoch, 1) for epoch in range(4)}, {True})
 
 
 @skipIf(NO_TORCH, "torch is not installed (pip install torch==2.13.0)")

@@ -52,20 +52,6 @@ def nearest_groups(
     return groups
 
 
-def share_in_epoch(hard_share: float, epoch: int, first_hard_epoch: int) -> float:
-    """The share of one epoch's anchors that go to hard batches.
-
-    Before ``first_hard_epoch`` (counted from 1) there are none: an untrained net's
-    nearest neighbours are not look-alikes, and those epochs skip embedding the rows.
-
-    Args:
-        hard_share: the share from ``first_hard_epoch`` on.
-        epoch: the epoch being batched, counted from 0 as the training loop does.
-        first_hard_epoch: the first epoch, counted from 1, with hard batches.
-    """
-    return hard_share if epoch + 1 >= first_hard_epoch else 0.0
-
-
 def mixed_batches(
     embed: Callable[[np.ndarray], np.ndarray],
     group: np.ndarray,

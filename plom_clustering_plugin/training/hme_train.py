@@ -400,6 +400,16 @@ def save(path: Path, state: dict) -> None:
     tmp.replace(path)
 
 
+def reached(epoch: int, first_epoch: int) -> bool:
+    """Whether a ``--*-from`` option is on in this epoch.
+
+    Args:
+        epoch: the epoch being trained, counted from 0 as the training loop does.
+        first_epoch: the option's first epoch, counted from 1 as the command line does.
+    """
+    return epoch + 1 >= first_epoch
+
+
 def lr_factor(step: int, total: int) -> float:
     """Linear warm-up over 3 % of the steps, then cosine decay to 2 %."""
     warm = max(1, int(0.03 * total))
@@ -515,7 +525,8 @@ def main(argv: list[str] | None = None) -> int:
         tick, seen, losses, skipped = time.monotonic(), 0, [], 0
         anchors = epoch_anchors(real_rows, len(train), args.synth_share, rng)
         anchors = boost(anchors, lone, args.lone_boost)
-        hard_share = hme_hard.share_in_epoch(args.hard_share, epoch, args.hard_from)
+        # Before --hard-from an untrained net's neighbours are not look-alikes.
+        hard_share = args.hard_share if reached(epoch, args.hard_from) else 0.0
         if hard_share > 0:
             batches = hme_hard.mixed_batches(
                 lambda rows: infer(net, train.canvases[rows], bf16)[1],
@@ -536,7 +547,7 @@ def main(argv: list[str] | None = None) -> int:
             )
         else:
             batches = hme_data.pair_batches(train.group, args.batch_pairs, rng, anchors)
-        shrink = args.views_loss if epoch + 1 >= args.views_from else None
+        shrink = args.views_loss if reached(epoch, args.views_from) else None
         for batch in batches:
             x = augment(
                 to_input(pick_canvases(train, scanned, batch, args, rng)),
